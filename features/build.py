@@ -1,0 +1,44 @@
+"""build_features(tables, cutoff=...): one model-ready row per customer.
+
+Training, batch scoring and the service all call this same function; only the
+cutoff differs.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.progress import Progress
+
+from features.builders import REGISTRY
+from features.config import FeaturesConfig
+from features.contract import CUSTOMER_ID
+from features.snapshot import Snapshot
+from features.sources import Tables
+
+
+def build_features(
+    tables: Tables, *, cutoff, config: FeaturesConfig | None = None, progress: bool = False
+) -> pd.DataFrame:
+    """Features as of ``cutoff`` (required: never the data's last date by default).
+
+    Only rows strictly before the cutoff are seen. Rows are the customers known
+    before the cutoff, sorted by customer_id; a missing table gives NaN features.
+    """
+    config = config or FeaturesConfig()
+    with Snapshot(tables, cutoff=cutoff) as snap:
+        population = snap.population()
+        parts = []
+        with Progress(transient=True, disable=not progress) as bar:
+            task = bar.add_task(f"features as of {snap.cutoff:%Y-%m-%d}", total=len(REGISTRY))
+            for builder in REGISTRY:
+                part = builder.build(snap, config)
+                parts.append(part.reindex(population))
+                bar.advance(task)
+    frame = pd.concat(parts, axis=1)
+    frame.index.name = CUSTOMER_ID
+    return frame
+
+
+def feature_columns(frame: pd.DataFrame) -> list[str]:
+    """The model inputs in a feature table: everything but the key and the label."""
+    return [c for c in frame.columns if c not in (CUSTOMER_ID, "churned")]

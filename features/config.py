@@ -1,0 +1,72 @@
+"""Typed configuration shared by every layer, loaded once from configs/ at the edge.
+
+Functions take these frozen objects as arguments; nothing below the CLI reads
+a file. Unknown keys are refused so a typo in YAML is an error, not a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from features.contract import NO_OFFER
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = ROOT / "configs"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeaturesConfig(Frozen):
+    """How features and churn labels are defined."""
+
+    horizon_days: int = Field(90, gt=0, description="churned = no order in [cutoff, cutoff + horizon)")
+    orphans: str = Field("error", pattern="^(error|drop)$", description="rows for unknown customers")
+    top_interests: int = Field(20, ge=0, description="interests that become their own 0/1 feature")
+    max_category_levels: int = Field(30, gt=1, description="rarer levels of a custom attribute become 'other'")
+
+
+class Offer(Frozen):
+    """One offer: what a send costs and what a redemption costs."""
+
+    name: str
+    cost_per_send: float = Field(0.0, ge=0, description="fixed cost of sending, e.g. postage or SMS")
+    cost_share_of_order: float = Field(0.0, ge=0, le=1, description="share of the order value given up, e.g. 0.2")
+    cost_per_redemption: float = Field(0.0, ge=0, description="fixed cost if redeemed, e.g. the shipping fee")
+    min_orders: int = Field(0, ge=0, description="eligible only after this many orders")
+
+
+class OfferCatalog(Frozen):
+    offers: tuple[Offer, ...]
+    margin_per_order: float | None = Field(
+        None, gt=0, description="value of a conversion; None = each customer's own average order x margin_rate"
+    )
+    margin_rate: float = Field(0.3, gt=0, le=1, description="gross margin on an order's value")
+
+    @model_validator(mode="after")
+    def _names(self):
+        names = [o.name for o in self.offers]
+        if len(set(names)) != len(names) or NO_OFFER in names:
+            raise ValueError(f"offer names must be unique and not {NO_OFFER!r}: {names}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.offers)
+
+
+def load_config(model: type[M], path: str | Path) -> M:
+    """Read one YAML file into a frozen model; a missing file means all defaults."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text()) if path.exists() else {}
+    try:
+        return model.model_validate(data or {})
+    except Exception as exc:
+        raise ValueError(f"{path}: {exc}") from exc

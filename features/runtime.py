@@ -1,0 +1,22 @@
+"""Process-wide settings for the tools Retain starts: telemetry off, local homes."""
+
+from __future__ import annotations
+
+import os
+
+from features.config import ROOT
+
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",  # MLflow ignores DO_NOT_TRACK=1
+    "BENTOML_DO_NOT_TRACK": "true",
+    "DVC_NO_ANALYTICS": "1",
+    "OPTUNA_DISABLE_TELEMETRY": "true",
+}
+
+
+def quiet_telemetry() -> None:
+    """Turn every tool's telemetry off and keep BentoML's home inside the project."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ[key] = value
+    os.environ.setdefault("BENTOML_HOME", str(ROOT / ".bentoml"))

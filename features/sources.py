@@ -1,0 +1,127 @@
+"""Read a data directory (or DataFrames) into validated contract tables.
+
+A data directory holds one file per table, CSV or Parquet, named after the
+table (``orders.csv``, ``events.parquet``). Every table is optional; the
+customers come from the customers table or, failing that, from the orders.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import pandas as pd
+
+from features.contract import CUSTOMER_ID, CUSTOMERS, TABLES, ContractError, validate
+
+log = logging.getLogger(__name__)
+
+ORPHAN_POLICIES = ("error", "drop")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The validated input tables; an absent table is None."""
+
+    customers: pd.DataFrame | None = None
+    orders: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    reviews: pd.DataFrame | None = None
+    interests: pd.DataFrame | None = None
+    offers: pd.DataFrame | None = None
+
+    def present(self) -> dict[str, pd.DataFrame]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    def customer_ids(self) -> pd.Index:
+        """Every known customer: the customers table, else the ids in orders."""
+        if self.customers is not None:
+            return pd.Index(self.customers[CUSTOMER_ID], name=CUSTOMER_ID)
+        if self.orders is not None:
+            return pd.Index(self.orders[CUSTOMER_ID].unique(), name=CUSTOMER_ID)
+        raise ContractError("no customers: provide a customers table or an orders table")
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    try:
+        return pd.read_csv(path, dtype={CUSTOMER_ID: "string", "order_id": "string"}, low_memory=False)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def find_table_files(data_dir: Path) -> dict[str, Path]:
+    """Map table name -> file; refuse two files for one table."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ContractError(f"{data_dir}: not a directory; expected a folder with one CSV or Parquet file per table")
+    found: dict[str, Path] = {}
+    for name in TABLES:
+        candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.exists()]
+        if len(candidates) > 1:
+            raise ContractError(f"{data_dir}: both {candidates[0].name} and {candidates[1].name}; keep one file per table")
+        if candidates:
+            found[name] = candidates[0]
+    return found
+
+
+def load_tables(data_dir: str | Path, *, offers: tuple[str, ...] = (), orphans: str = "error") -> Tables:
+    """Read and validate every table file found in ``data_dir``."""
+    files = find_table_files(Path(data_dir))
+    if not files:
+        raise ContractError(
+            f"{data_dir}: no table files found; expected e.g. orders.csv or customers.parquet "
+            f"(tables: {', '.join(TABLES)})"
+        )
+    frames = {name: _read_file(path) for name, path in files.items()}
+    return check_tables(frames, sources={n: str(p) for n, p in files.items()}, offers=offers, orphans=orphans)
+
+
+def check_tables(
+    frames: dict[str, pd.DataFrame],
+    *,
+    sources: dict[str, str] | None = None,
+    offers: tuple[str, ...] = (),
+    orphans: str = "error",
+) -> Tables:
+    """Validate DataFrames passed from Python exactly as files are validated."""
+    if orphans not in ORPHAN_POLICIES:
+        raise ValueError(f"orphans must be one of {ORPHAN_POLICIES}, got {orphans!r}")
+    unknown = set(frames) - set(TABLES)
+    if unknown:
+        raise ContractError(f"unknown table(s) {sorted(unknown)}; expected some of {list(TABLES)}")
+    sources = sources or {}
+    checked = {
+        name: validate(TABLES[name], frame, source=sources.get(name, name), offers=offers)
+        for name, frame in frames.items()
+    }
+    tables = Tables(**checked)
+    tables.customer_ids()  # raises when no table names the customers
+    return _handle_orphans(tables, sources, orphans)
+
+
+def _handle_orphans(tables: Tables, sources: dict[str, str], policy: str) -> Tables:
+    """Rows for customers missing from the customers table: error, or drop with a warning."""
+    if tables.customers is None:
+        return tables
+    known = pd.Index(tables.customers[CUSTOMERS.customer_id])
+    updates = {}
+    for name, frame in tables.present().items():
+        if name == "customers":
+            continue
+        orphan = ~frame[CUSTOMER_ID].isin(known).to_numpy()
+        if not orphan.any():
+            continue
+        where = sources.get(name, name)
+        ids = frame.loc[orphan, CUSTOMER_ID]
+        msg = (
+            f"{where}, column {CUSTOMER_ID!r}: {int(orphan.sum())} row(s) for {ids.nunique()} customer(s) "
+            f"missing from the customers table (first: {list(ids.unique()[:5])})"
+        )
+        if policy == "error":
+            raise ContractError(msg + "; add them to customers or pass --orphans drop")
+        log.warning("%s; dropping them", msg)
+        updates[name] = frame.loc[~orphan].reset_index(drop=True)
+    return replace(tables, **updates) if updates else tables

@@ -1,0 +1,1 @@
+"""Retain's command line: one entry point for every job (``python -m retain --help``)."""
