@@ -43,8 +43,14 @@ class Offer(Frozen):
     min_orders: int = Field(0, ge=0, description="eligible only after this many orders")
 
 
+DEFAULT_OFFERS = (
+    Offer(name="free_shipping", cost_per_send=0.05, cost_per_redemption=5.0),
+    Offer(name="discount_20", cost_per_send=0.05, cost_share_of_order=0.2),
+)
+
+
 class OfferCatalog(Frozen):
-    offers: tuple[Offer, ...]
+    offers: tuple[Offer, ...] = DEFAULT_OFFERS
     margin_per_order: float | None = Field(
         None, gt=0, description="value of a conversion; None = each customer's own average order x margin_rate"
     )

@@ -19,7 +19,7 @@ EVENT_TYPES = ("visit", "page_view", "add_to_cart", "email_sent", "email_open", 
 NO_OFFER = "none"
 MAX_ROWS_SHOWN = 5
 
-_TZ_SUFFIX = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
 
 
 class ContractError(ValueError):
@@ -198,9 +198,7 @@ def _number(values: pd.Series, *, where: str, integer: bool) -> pd.Series:
     out = pd.to_numeric(values, errors="coerce")
     bad = values.notna().to_numpy() & out.isna().to_numpy()
     if bad.any():
-        raise ContractError(
-            f"{where}: wrong type, {_rows(bad, values.to_frame('v'), 'v')}; expected a number"
-        )
+        raise ContractError(f"{where}: wrong type, {_rows(bad, values.to_frame('v'), 'v')}; expected a number")
     return out.astype("float64")
 
 
@@ -212,8 +210,7 @@ def _check_range(values: pd.Series, col: Column, *, where: str) -> None:
         if bad.any():
             adjective = "negative" if bound == 0 and word == ">=" else "out of range"
             raise ContractError(
-                f"{where}: {adjective} value, {_rows(bad, values.to_frame('v'), 'v')}; "
-                f"expected {word} {bound:g}"
+                f"{where}: {adjective} value, {_rows(bad, values.to_frame('v'), 'v')}; expected {word} {bound:g}"
             )
 
 
@@ -242,7 +239,9 @@ def validate(
         where = f"{source}, column {col.name!r}"
         values = frame[col.name].reset_index(drop=True)
         if col.required and values.isna().any():
-            raise ContractError(f"{where}: empty value, {_rows(values.isna(), values.to_frame('v'), 'v')}; expected a value")
+            raise ContractError(
+                f"{where}: empty value, {_rows(values.isna(), values.to_frame('v'), 'v')}; expected a value"
+            )
         if col.kind == "id":
             values = _as_id(values)
         elif col.kind == "time":
@@ -258,7 +257,9 @@ def validate(
             values = values.astype("int8")
         elif col.kind == "category":
             values = values.astype("string").str.strip()
-            allowed = col.allowed or ((NO_OFFER, *offers) if table is OFFERS and col.name == "offer" and offers else None)
+            allowed = col.allowed or (
+                (NO_OFFER, *offers) if table is OFFERS and col.name == "offer" and offers else None
+            )
             if allowed:
                 bad = ~values.isin(allowed).fillna(False).to_numpy()
                 if bad.any():

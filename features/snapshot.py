@@ -13,8 +13,14 @@ import pandas as pd
 from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS, TABLES, parse_cutoff
 from features.sources import Tables
 
-
-_SQL_TYPES = {"id": "VARCHAR", "time": "TIMESTAMP", "number": "DOUBLE", "integer": "BIGINT", "category": "VARCHAR", "flag": "TINYINT"}
+_SQL_TYPES = {
+    "id": "VARCHAR",
+    "time": "TIMESTAMP",
+    "number": "DOUBLE",
+    "integer": "BIGINT",
+    "category": "VARCHAR",
+    "flag": "TINYINT",
+}
 
 
 class Snapshot:

@@ -61,7 +61,9 @@ def find_table_files(data_dir: Path) -> dict[str, Path]:
     for name in TABLES:
         candidates = [p for p in (data_dir / f"{name}.csv", data_dir / f"{name}.parquet") if p.exists()]
         if len(candidates) > 1:
-            raise ContractError(f"{data_dir}: both {candidates[0].name} and {candidates[1].name}; keep one file per table")
+            raise ContractError(
+                f"{data_dir}: both {candidates[0].name} and {candidates[1].name}; keep one file per table"
+            )
         if candidates:
             found[name] = candidates[0]
     return found
@@ -121,7 +123,9 @@ def _handle_orphans(tables: Tables, sources: dict[str, str], policy: str) -> Tab
             f"missing from the customers table (first: {list(ids.unique()[:5])})"
         )
         if policy == "error":
-            raise ContractError(msg + "; add them to customers or pass --orphans drop")
+            raise ContractError(
+                msg + "; add them to customers, or pass --orphans drop (or set orphans: drop in configs/features.yaml)"
+            )
         log.warning("%s; dropping them", msg)
         updates[name] = frame.loc[~orphan].reset_index(drop=True)
     return replace(tables, **updates) if updates else tables

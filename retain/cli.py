@@ -46,6 +46,9 @@ def build_features_cmd(
     data: Path = DataDir,
     out: Path = typer.Option(Path("outputs/features.parquet"), help="Parquet file to write"),
     labels: bool = typer.Option(False, help="add the churn label (needs orders after the cutoff)"),
+    orphans: str = typer.Option(
+        None, help="rows for customers missing from customers: error or drop (default: config)"
+    ),
     configs: Path = Configs,
 ) -> None:
     """Build one feature row per customer as of CUTOFF into a Parquet file."""
@@ -56,7 +59,7 @@ def build_features_cmd(
 
     cfg = load_config(FeaturesConfig, configs / "features.yaml")
     catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=cfg.orphans)
+    tables = load_tables(data, offers=catalog.names, orphans=orphans or cfg.orphans)
     frame = build_features(tables, cutoff=cutoff, config=cfg, progress=True)
     if labels:
         y = churn_labels(tables, cutoff=cutoff, horizon_days=cfg.horizon_days)

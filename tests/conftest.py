@@ -1,0 +1,97 @@
+"""Tiny hand-written tables whose features can be computed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+CUTOFF = "2024-05-10"
+
+
+def tiny_frames() -> dict[str, pd.DataFrame]:
+    """Three customers; c signs up after the cutoff, so only a and b are scored."""
+    return {
+        "customers": pd.DataFrame(
+            {
+                "customer_id": ["a", "b", "c"],
+                "signed_up_at": ["2024-01-01", "2024-02-01", "2024-06-01"],
+                "region": ["north", "south", "north"],
+                "household_income": [50_000, 80_000, 20_000],
+                "gender": ["f", "m", "f"],
+                "age": [30, 45, 22],
+                "Loyalty Tier": ["gold", "silver", "gold"],
+                "newsletter opt-in?": [1, 0, 1],
+            }
+        ),
+        "orders": pd.DataFrame(
+            {
+                "order_id": ["o1", "o2", "o3", "o4", "o5"],
+                "customer_id": ["a", "a", "b", "a", "b"],
+                "ordered_at": ["2024-03-01", "2024-04-01", "2024-04-15", "2024-05-10", "2024-06-01"],
+                "amount": [10.0, 20.0, 30.0, 40.0, 50.0],
+                "discount_amount": [0.0, 5.0, 0.0, 0.0, 0.0],
+                "shipping_fee": [0.0, 4.0, 4.0, 0.0, 4.0],
+                "category": ["shoes", "bags", "shoes", "shoes", "bags"],
+                "n_items": [1, 2, 3, 1, 1],
+            }
+        ),
+        "events": pd.DataFrame(
+            {
+                "customer_id": ["a", "a", "a", "b", "b", "b", "a"],
+                "occurred_at": [
+                    "2024-04-30 10:00",
+                    "2024-04-30 11:00",
+                    "2024-05-01 09:00",
+                    "2024-04-01 08:00",
+                    "2024-04-02 08:00",
+                    "2024-04-15 09:00",
+                    "2024-05-10 00:00",
+                ],
+                "event_type": [
+                    "visit",
+                    "add_to_cart",
+                    "email_sent",
+                    "email_sent",
+                    "email_open",
+                    "add_to_cart",
+                    "visit",
+                ],
+            }
+        ),
+        "reviews": pd.DataFrame(
+            {
+                "customer_id": ["a", "a", "b"],
+                "created_at": ["2024-03-05", "2024-04-05", "2024-05-20"],
+                "rating": [4, 2, 5],
+                "sentiment": [0.5, -0.3, 0.9],
+            }
+        ),
+        "interests": pd.DataFrame({"customer_id": ["a", "a", "b"], "interest": ["running", "yoga", "running"]}),
+        "offers": pd.DataFrame(
+            {
+                "customer_id": ["a", "b"],
+                "sent_at": ["2024-04-20", "2024-04-20"],
+                "offer": ["free_shipping", "none"],
+                "propensity": [0.5, 0.5],
+                "converted": [0, 1],
+                "revenue": [0.0, 30.0],
+            }
+        ),
+    }
+
+
+@pytest.fixture
+def frames() -> dict[str, pd.DataFrame]:
+    return tiny_frames()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """The tiny tables written as CSV files, one per table."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name, frame in tiny_frames().items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+    return folder

@@ -1,0 +1,97 @@
+"""Every kind of bad input: a clear message naming file, column and rows; exit 2; no output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from retain.cli import app
+from tests.conftest import CUTOFF
+
+
+def run_build(data_dir: Path, tmp_path: Path, *extra: str):
+    out = tmp_path / "out" / "features.parquet"
+    result = CliRunner().invoke(
+        app, ["build-features", "--data", str(data_dir), "--cutoff", CUTOFF, "--out", str(out), *extra]
+    )
+    return result, out
+
+
+def rewrite(data_dir: Path, table: str, edit) -> None:
+    path = data_dir / f"{table}.csv"
+    frame = pd.read_csv(path, dtype=str)
+    frame = edit(frame)
+    frame.to_csv(path, index=False)
+
+
+def set_cell(column: str, row: int, value):
+    def edit(frame):
+        frame.loc[row, column] = value
+        return frame
+
+    return edit
+
+
+CASES = {
+    "missing required column": ("orders", lambda f: f.drop(columns="amount"), ["orders.csv", "amount", "missing"]),
+    "unparseable date": ("orders", set_cell("ordered_at", 2, "not-a-date"), ["orders.csv", "ordered_at", "row 3"]),
+    "wrong type": ("orders", set_cell("amount", 1, "twelve"), ["orders.csv", "'amount'", "row 2", "number"]),
+    "negative amount": ("orders", set_cell("amount", 0, "-5"), ["orders.csv", "negative", "row 1", ">= 0"]),
+    "duplicate order_id": ("orders", set_cell("order_id", 1, "o1"), ["orders.csv", "duplicate", "'o1'"]),
+    "duplicate customer_id": ("customers", set_cell("customer_id", 1, "a"), ["customers.csv", "duplicate"]),
+    "unknown event_type": ("events", set_cell("event_type", 3, "teleport"), ["events.csv", "teleport", "row 4"]),
+    "unknown offer": ("offers", set_cell("offer", 0, "free_lunch"), ["offers.csv", "free_lunch", "discount_20"]),
+    "mixed time zones": (
+        "events",
+        set_cell("occurred_at", 0, "2024-04-30T10:00:00+02:00"),
+        ["events.csv", "occurred_at", "time-zone", "row 2"],
+    ),
+    "empty file": ("reviews", lambda f: f.iloc[0:0], ["reviews.csv", "empty"]),
+    "orphan rows": ("orders", set_cell("customer_id", 0, "zed"), ["orders.csv", "1 row(s)", "1 customer(s)", "zed"]),
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_bad_input_names_the_problem_and_writes_nothing(case, data_dir, tmp_path):
+    table, edit, expected = CASES[case]
+    rewrite(data_dir, table, edit)
+    result, out = run_build(data_dir, tmp_path)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not out.exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_a_truly_empty_file_is_named(data_dir, tmp_path):
+    (data_dir / "reviews.csv").write_text("")
+    result, out = run_build(data_dir, tmp_path)
+    assert result.exit_code == 2 and "reviews.csv" in result.output and "empty" in result.output
+    assert not out.exists()
+
+
+def test_orphans_can_be_dropped_with_a_warning(data_dir, tmp_path, caplog):
+    rewrite(data_dir, "orders", set_cell("customer_id", 0, "zed"))
+    (data_dir.parent / "configs").mkdir()
+    (data_dir.parent / "configs" / "features.yaml").write_text("orphans: drop\n")
+    result, out = run_build(data_dir, tmp_path, "--configs", str(data_dir.parent / "configs"))
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+    assert "zed" not in set(pd.read_parquet(out)["customer_id"])
+
+
+def test_good_input_writes_features(data_dir, tmp_path):
+    result, out = run_build(data_dir, tmp_path, "--labels")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    assert list(frame["customer_id"]) == ["a", "b"]
+    assert list(frame["churned"]) == [0, 0]  # both order within 90 days of the cutoff
+
+
+def test_cutoff_is_required(data_dir, tmp_path):
+    result = CliRunner().invoke(app, ["build-features", "--data", str(data_dir)])
+    assert result.exit_code != 0 and "cutoff" in result.output.lower()
