@@ -1,0 +1,50 @@
+"""PNG charts as bytes, drawn with matplotlib's Figure API (Agg, no pyplot state)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def cohort_heatmap_png(cohorts) -> bytes:
+    """Share of each cohort buying in each later period; blank where not yet observed."""
+    shares = cohorts.shares
+    fmt = "%Y-%m" if cohorts.period == "month" else "%Y-%m-%d"
+    labels = [f"{c.strftime(fmt)} (n={cohorts.sizes[c]:,})" for c in shares.index]
+    values = shares.to_numpy(dtype="float64")
+    fig = Figure(figsize=(min(2 + 0.7 * shares.shape[1], 16), min(1.5 + 0.35 * len(shares), 14)))
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(shares.shape[1]), [str(k) for k in shares.columns])
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel(f"{cohorts.period}s after the first purchase")
+    ax.set_ylabel("cohort (first purchase)")
+    kind = "bought in this period or later" if cohorts.cumulative else "bought in this period"
+    ax.set_title(f"Cohort retention: share of the cohort that {kind}")
+    if values.size <= 400:
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
+    fig.colorbar(image, ax=ax, format=lambda x, _: f"{x:.0%}")
+    return _png(fig)
+
+
+def bar_png(values: pd.Series, *, title: str, xlabel: str) -> bytes:
+    """Horizontal bars, e.g. customers per lifecycle stage."""
+    fig = Figure(figsize=(7, 0.5 + 0.4 * max(len(values), 1)))
+    ax = fig.subplots()
+    ax.barh([str(i) for i in values.index][::-1], values.to_numpy()[::-1], color="#3b7dd8")
+    for y, v in enumerate(values.to_numpy()[::-1]):
+        ax.text(v, y, f" {v:,.0f}" if float(v).is_integer() else f" {v:.3g}", va="center", fontsize=8)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return _png(fig)

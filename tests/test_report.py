@@ -1,0 +1,297 @@
+"""The report as a person sees it: rendered by headless Chromium over the DevTools pipe.
+
+No extra Python package: Chromium's ``--remote-debugging-pipe`` speaks JSON messages
+separated by NUL bytes on file descriptors 3 (commands) and 4 (replies).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.config import AnalyticsConfig
+from analytics.report import Section, render_report, write_report
+from features.sources import check_tables
+
+CHROMIUM = "/usr/bin/chromium"
+AS_OF = pd.Timestamp("2024-10-15")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-pipe",
+)
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: install Debian's chromium package (CI does)"
+)
+
+
+class Browser:
+    """Just enough of the DevTools protocol to load a page, listen to it and screenshot it."""
+
+    def __init__(self, profile: Path):
+        cmd_r, self._cmd_w = os.pipe()
+        self._out_r, out_w = os.pipe()
+
+        def fds():  # the child's fd 3 reads commands, fd 4 writes replies
+            a, b = os.dup(cmd_r), os.dup(out_w)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            preexec_fn=fds,
+            pass_fds=(3, 4),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(cmd_r)
+        os.close(out_w)
+        self._buf, self._id, self.events = b"", 0, []
+
+    def _read(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._out_r], [], [], left)[0]:
+                raise TimeoutError("no reply from chromium")
+            chunk = os.read(self._out_r, 1 << 20)
+            if not chunk:
+                raise RuntimeError("chromium closed the pipe")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._cmd_w, json.dumps(msg).encode() + b"\0")
+        while True:
+            reply = self._read(timeout)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply["result"]
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float = 30) -> dict:
+        for event in self.events:
+            if event.get("method") == method:
+                return event
+        while True:
+            event = self._read(timeout)
+            self.events.append(event)
+            if event.get("method") == method:
+                return event
+
+    def close(self):
+        with contextlib.suppress(TimeoutError, RuntimeError, OSError):
+            self.send("Browser.close", timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._cmd_w)
+        os.close(self._out_r)
+
+
+def render(page: Path, screenshot: Path, profile: Path) -> dict:
+    """Load ``page``; return console errors, requested URLs and each image's natural size."""
+    browser = Browser(profile)
+    try:
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            browser.send(f"{domain}.enable", session=session)
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
+        browser.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        expr = "JSON.stringify(Array.from(document.images, i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight]))"
+        value = browser.send("Runtime.evaluate", {"expression": expr, "returnByValue": True}, session=session)
+        images = json.loads(value["result"]["value"])
+        size = browser.send("Page.getLayoutMetrics", session=session)["cssContentSize"]
+        clip = {"x": 0, "y": 0, "width": 1200, "height": min(size["height"], 6000), "scale": 1}
+        shot = browser.send(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}, session=session
+        )
+        screenshot.write_bytes(base64.b64decode(shot["data"]))
+        time.sleep(0.2)  # let late console messages arrive
+        browser.send("Runtime.evaluate", {"expression": "1"}, session=session)
+    finally:
+        browser.close()
+    events = browser.events
+    errors = [
+        e["params"]
+        for e in events
+        if e.get("method") == "Runtime.exceptionThrown"
+        or (e.get("method") == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+        or e.get("method") == "Network.loadingFailed"
+    ]
+    urls = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    return {"errors": errors, "urls": urls, "images": images}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def _png_not_blank(data: bytes) -> bool:
+    """True when the decoded pixel rows are not all the same byte (a white page)."""
+    chunks, pos = b"", 8
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"IDAT":
+            chunks += data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(chunks)
+    return len(set(raw[: 1 << 20])) > 8
+
+
+@pytest.fixture
+def tables():
+    rng = np.random.default_rng(7)
+    n, m = 3000, 300
+    ids = np.arange(m).astype(str)
+    orders = pd.DataFrame(
+        {
+            "customer_id": rng.choice(ids, n),
+            "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 290 * 86400, n), unit="s"),
+            "amount": rng.gamma(2, 20, n).round(2),
+        }
+    )
+    customers = pd.DataFrame({"customer_id": ids, "region": rng.choice(["north", "south", "east"], m)})
+    events = pd.DataFrame(
+        {
+            "customer_id": rng.choice(ids, 400),
+            "occurred_at": AS_OF - pd.to_timedelta(rng.integers(1, 5 * 86400, 400), unit="s"),
+            "event_type": "add_to_cart",
+        }
+    )
+    return check_tables({"orders": orders, "customers": customers, "events": events})
+
+
+def _plot(path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 3))
+    fig.subplots().plot([0, 0.5, 1], [0, 0.8, 1])
+    fig.savefig(path)
+    return path
+
+
+def test_report_is_self_contained_and_renders_every_section(tables, tmp_path):
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "model_card.md").write_text("# Churn model\n\n| metric | value |\n|---|---|\n| AUC | 0.81 |\n")
+    _plot(card / "roc_curve.png")
+    prob = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
+    html = render_report(
+        tables=tables,
+        as_of=AS_OF,
+        config=AnalyticsConfig(),
+        horizon_days=90,
+        churn_probability=prob,
+        churn_model=Section.from_folder("Churn model", card),
+        offer_model=Section(
+            "Offer model", "<script>alert(1)</script> uplift", pd.DataFrame({"offer": ["a"], "q": [1.0]})
+        ),
+        drivers=pd.Series({"days_since_last_order": 0.31, "orders_90d": 0.12}, name="importance"),
+    )
+    for heading in (
+        "Retention KPIs",
+        "By region",
+        "Cohort retention",
+        "Lifecycle stages",
+        "By churn risk band",
+        "Churn model",
+        "Offer model",
+        "Top churn drivers",
+        "AUC",
+        "days_since_last_order",
+    ):
+        assert heading in html
+    assert "<script" not in html  # markdown's raw HTML is escaped, and the report has no JS
+    assert "http://" not in html and "https://" not in html
+    assert html.count("<img") == 3  # heatmap, stage bars, the card's ROC curve
+
+
+def test_optional_sections_are_left_out_when_not_given(tables):
+    html = render_report(tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90)
+    assert "Cohort retention" in html and "Lifecycle stages" in html
+    for heading in ("By churn risk band", "Churn model", "Offer model", "Top churn drivers"):
+        assert heading not in html
+
+
+def test_write_report_is_atomic_and_leaves_no_temp_file(tables, tmp_path):
+    out = write_report(
+        tmp_path / "r" / "report.html", tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90
+    )
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert [p.name for p in out.parent.iterdir()] == ["report.html"]
+
+
+@needs_chromium
+def test_report_renders_in_chromium_without_errors(tables, tmp_path):
+    card = tmp_path / "card"
+    card.mkdir()
+    (card / "model_card.md").write_text("# Churn model\n\nAUC 0.81 on the holdout.\n")
+    _plot(card / "calibration.png")
+    prob = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
+    page = write_report(
+        tmp_path / "report.html",
+        tables=tables,
+        as_of=AS_OF,
+        config=AnalyticsConfig(),
+        horizon_days=90,
+        churn_probability=prob,
+        churn_model=Section.from_folder("Churn model", card),
+        drivers=pd.Series({"days_since_last_order": 0.31}, name="importance"),
+    )
+    shot = Path(os.environ.get("RETAIN_SCREENSHOT", tmp_path / "report.png"))
+    seen = render(page, shot, tmp_path / "profile")
+    assert seen["errors"] == []
+    assert all(u.startswith(("file://", "data:")) for u in seen["urls"]), seen["urls"]
+    assert len(seen["images"]) == 3
+    for alt, complete, width, height in seen["images"]:
+        assert complete and width > 0 and height > 0, alt
+    data = shot.read_bytes()
+    width, height = _png_size(data)
+    assert width == 1200 and height > 900
+    assert _png_not_blank(data)
+
+
+@needs_chromium
+def test_chromium_check_catches_a_broken_image(tmp_path):
+    """The harness itself: a missing image and a script error must be reported."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><img alt='gone' src='missing.png'><script>undefined_fn()</script></body></html>")
+    seen = render(page, tmp_path / "broken.png", tmp_path / "profile")
+    assert seen["images"] == [["gone", True, 0, 0]]
+    assert any("exceptionDetails" in e for e in seen["errors"])
+    assert shutil.which(CHROMIUM)
