@@ -1,0 +1,1 @@
+"""Model training: datasets over cutoffs, churn model, baselines, tuning, evaluation, registry."""

@@ -1,0 +1,136 @@
+"""Metrics with bootstrap confidence intervals, paired differences against baselines, and slices.
+
+Metrics are plain numpy so that a few hundred resamples of a test cutoff take seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+TOP_SHARES = (0.05, 0.10, 0.20)
+HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "brier": False, "log_loss": False, "ece": False}
+EPS = 1e-12
+
+
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Mann-Whitney form: probability a churner outranks a non-churner (ties count half)."""
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(p)
+    return float((ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """Average precision: mean precision at the rank of each churner."""
+    order = np.argsort(-p, kind="stable")
+    hits = y[order]
+    if hits.sum() == 0:
+        return float("nan")
+    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision[hits == 1].mean())
+
+
+def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-width probability bins, weighted by bin size."""
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    gap = np.abs(np.bincount(idx, weights=p, minlength=bins) - np.bincount(idx, weights=y, minlength=bins))
+    return float(gap.sum() / max(count.sum(), 1))
+
+
+def top_share(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
+    """Lift and capture among the ``share`` riskiest customers."""
+    k = max(int(round(share * len(y))), 1)
+    top = y[np.argpartition(-p, k - 1)[:k]]
+    base = y.mean()
+    lift = top.mean() / base if base > 0 else float("nan")
+    capture = top.sum() / y.sum() if y.sum() > 0 else float("nan")
+    return float(lift), float(capture)
+
+
+def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Every reported metric for one set of predictions."""
+    y = np.asarray(y, dtype="float64")
+    p = np.clip(np.asarray(p, dtype="float64"), EPS, 1 - EPS)
+    out = {
+        "roc_auc": roc_auc(y, p),
+        "pr_auc": pr_auc(y, p),
+        "brier": float(np.mean((p - y) ** 2)),
+        "log_loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+        "ece": ece(y, p),
+    }
+    for share in TOP_SHARES:
+        pct = int(round(share * 100))
+        out[f"lift_top{pct}"], out[f"capture_top{pct}"] = top_share(y, p, share)
+    return out
+
+
+def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
+    lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def bootstrap_report(
+    y: np.ndarray, scores: dict[str, np.ndarray], *, reference: str, n_boot: int, seed: int, level: float = 0.95
+) -> dict:
+    """Point estimates and percentile CIs per model, and paired differences ``reference - other``.
+
+    The same resampled rows score every model, so a difference's CI reflects the models, not the sample.
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    point = {name: metrics(y, p) for name, p in scores.items()}
+    draws = {name: {m: [] for m in point[name]} for name in scores}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for name, p in scores.items():
+            for m, v in metrics(y[idx], np.asarray(p)[idx]).items():
+                draws[name][m].append(v)
+    report = {"n": int(len(y)), "churn_rate": float(y.mean()), "models": {}, "differences": {}}
+    for name in scores:
+        report["models"][name] = {
+            m: {"value": v, "ci": _interval(np.array(draws[name][m]), level)} for m, v in point[name].items()
+        }
+    for name in scores:
+        if name == reference:
+            continue
+        report["differences"][name] = {}
+        for m in point[reference]:
+            diff = np.array(draws[reference][m]) - np.array(draws[name][m])
+            lo, hi = _interval(diff, level)
+            report["differences"][name][m] = {
+                "value": point[reference][m] - point[name][m],
+                "ci": (lo, hi),
+                "better": _better(m, lo, hi),
+            }
+    return report
+
+
+def _better(metric: str, lo: float, hi: float) -> str:
+    """'reference', 'baseline' or 'tie' by whether the difference's CI excludes zero."""
+    up = HIGHER_IS_BETTER.get(metric, True)
+    if (lo > 0 and up) or (hi < 0 and not up):
+        return "reference"
+    if (hi < 0 and up) or (lo > 0 and not up):
+        return "baseline"
+    return "tie"
+
+
+def slice_reports(
+    y: np.ndarray, p: np.ndarray, slices: dict[str, np.ndarray], *, n_boot: int, seed: int, min_rows: int = 50
+) -> dict[str, dict]:
+    """The model's metrics with CIs within each slice (a boolean mask); tiny slices are only counted."""
+    out = {}
+    for name, mask in slices.items():
+        mask = np.asarray(mask, bool)
+        if mask.sum() < min_rows or len(np.unique(np.asarray(y)[mask])) < 2:
+            out[name] = {"n": int(mask.sum()), "skipped": f"fewer than {min_rows} rows or one class"}
+            continue
+        rep = bootstrap_report(
+            np.asarray(y)[mask], {"model": np.asarray(p)[mask]}, reference="model", n_boot=n_boot, seed=seed
+        )
+        out[name] = {"n": rep["n"], "churn_rate": rep["churn_rate"], **rep["models"]["model"]}
+    return out

@@ -1,0 +1,85 @@
+"""Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+TOP_FEATURES = 15
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def calibration(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, bins: int = 10) -> Path:
+    """Observed churn rate against predicted probability, by predicted-probability decile."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    for name, p in scores.items():
+        q = pd.qcut(p, bins, duplicates="drop")
+        g = pd.DataFrame({"p": p, "y": y}).groupby(q, observed=True).mean()
+        ax.plot(g["p"], g["y"], marker="o", label=name)
+    ax.set(xlabel="predicted churn probability", ylabel="observed churn rate", title="Calibration (test)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def roc(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+    for name, p in scores.items():
+        order = np.argsort(-p, kind="stable")
+        hits = y[order]
+        tpr = np.concatenate([[0], np.cumsum(hits) / hits.sum()])
+        fpr = np.concatenate([[0], np.cumsum(1 - hits) / (1 - hits).sum()])
+        ax.plot(fpr, tpr, label=name)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def gain(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    """Share of churners captured when contacting the top x% by risk; the lift is the ratio to the diagonal."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="random")
+    share = np.arange(1, len(y) + 1) / len(y)
+    for name, p in scores.items():
+        captured = np.cumsum(y[np.argsort(-p, kind="stable")]) / y.sum()
+        ax.plot(share, captured, label=name)
+    ax.set(xlabel="share of customers contacted", ylabel="share of churners captured", title="Cumulative gain (test)")
+    ax.legend()
+    return _save(fig, path)
+
+
+def importance(gains: pd.Series, path: Path) -> Path:
+    top = gains.sort_values().tail(TOP_FEATURES)
+    fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+    ax.barh(top.index, top.to_numpy())
+    ax.set(xlabel="total gain", title="Feature importance (LightGBM gain)")
+    return _save(fig, path)
+
+
+def shap_summary(contrib: pd.DataFrame, values: pd.DataFrame, path: Path, seed: int = 0) -> Path:
+    """Beeswarm-style summary: each dot one customer's SHAP value, coloured by the feature's rank."""
+    top = contrib.abs().mean().sort_values().tail(TOP_FEATURES).index
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(top) + 1))
+    for i, col in enumerate(top):
+        v = values[col]
+        colour = v.rank(pct=True).to_numpy() if pd.api.types.is_numeric_dtype(v) else np.full(len(v), 0.5)
+        ax.scatter(contrib[col], i + rng.uniform(-0.3, 0.3, len(v)), c=colour, cmap="coolwarm", s=3, alpha=0.5)
+    ax.set_yticks(range(len(top)), top)
+    ax.axvline(0, c="grey", lw=1)
+    ax.set(xlabel="SHAP value (log-odds of churn); red = high feature value", title="SHAP summary (test sample)")
+    return _save(fig, path)
