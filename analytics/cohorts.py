@@ -101,14 +101,14 @@ def _offsets(cohorts: pd.Index, last: pd.Timestamp, period: str) -> np.ndarray:
 def _matrix(long: pd.DataFrame, *, period: str, last: pd.Timestamp, max_periods: int | None, cumulative: bool):
     long["cohort"] = pd.to_datetime(long["cohort"]).astype("datetime64[us]")
     counts = long.pivot_table(index="cohort", columns="k", values="n", aggfunc="sum", fill_value=0).sort_index()
-    width = int(counts.columns.max()) if len(counts.columns) else 0
+    seen = _offsets(counts.index, last, period)
+    width = int(max(counts.columns.max(), np.max(seen)))  # observed periods without buyers are 0, not absent
     counts = counts.reindex(columns=range(width + 1), fill_value=0)
     if cumulative:
         counts = counts.iloc[:, ::-1].cumsum(axis=1).iloc[:, ::-1]
     sizes = counts[0].astype("int64").rename("cohort_size")  # everyone buys in period 0
     if max_periods is not None:
         counts = counts.reindex(columns=range(min(width, max_periods) + 1), fill_value=0)
-    seen = _offsets(counts.index, last, period)
     unseen = np.arange(counts.shape[1])[None, :] > np.asarray(seen)[:, None]
     counts = counts.astype("float64").mask(unseen)
     shares = counts.div(sizes, axis=0)
