@@ -66,3 +66,59 @@ def build_features_cmd(
         frame = frame.join(y, how="inner")
     write_parquet_atomic(frame.reset_index(), out)
     typer.echo(f"wrote {len(frame):,} customers x {frame.shape[1]} columns to {out}")
+
+
+@app.command("report")
+@fail_on_contract_errors
+def report_cmd(
+    as_of: str = typer.Option(..., "--as-of", help="report instant; only rows strictly before it are used (required)"),
+    data: Path = DataDir,
+    out: Path = typer.Option(Path("outputs/report.html"), help="self-contained HTML file to write"),
+    period_days: int = typer.Option(None, help="KPI period length in days before --as-of (default: churn horizon)"),
+    churn_scores: Path = typer.Option(
+        None, help="CSV/Parquet with customer_id and churn_probability: adds at-risk stage and risk bands"
+    ),
+    churn_model_dir: Path = typer.Option(None, help="folder with the churn model card (model_card.md, *.csv, *.png)"),
+    offer_model_dir: Path = typer.Option(
+        None, help="folder with the offer model evaluation (model_card.md, *.csv, *.png)"
+    ),
+    drivers: Path = typer.Option(None, help="CSV of top churn drivers (e.g. feature, importance)"),
+    cohorts_dir: Path = typer.Option(None, help="also write cohorts.csv and cohort_heatmap.png into this folder"),
+    configs: Path = Configs,
+) -> None:
+    """Write the retention report (KPIs, cohorts, lifecycle, model sections) and print its path."""
+    import pandas as pd
+
+    from analytics.cohorts import cohort_retention
+    from analytics.config import AnalyticsConfig
+    from analytics.report import Section, write_report
+    from features.contract import CUSTOMER_ID
+    from features.sources import load_tables
+
+    cfg = load_config(FeaturesConfig, configs / "features.yaml")
+    acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
+    catalog = load_config(OfferCatalog, configs / "offers.yaml")
+    tables = load_tables(data, offers=catalog.names, orphans=cfg.orphans)
+    prob = None
+    if churn_scores is not None:
+        scores = pd.read_parquet(churn_scores) if churn_scores.suffix == ".parquet" else pd.read_csv(churn_scores)
+        if "churn_probability" not in scores.columns or CUSTOMER_ID not in scores.columns:
+            raise ContractError(f"{churn_scores}: expected columns {CUSTOMER_ID} and churn_probability")
+        prob = scores.set_index(scores[CUSTOMER_ID].astype(str))["churn_probability"]
+    if cohorts_dir is not None:
+        cohort_retention(tables, as_of=as_of, period=acfg.cohorts.period, max_periods=acfg.cohorts.max_periods).write(
+            cohorts_dir
+        )
+    path = write_report(
+        out,
+        tables=tables,
+        as_of=as_of,
+        config=acfg,
+        horizon_days=cfg.horizon_days,
+        period_days=period_days,
+        churn_probability=prob,
+        churn_model=Section.from_folder("Churn model", churn_model_dir) if churn_model_dir else None,
+        offer_model=Section.from_folder("Offer model evaluation", offer_model_dir) if offer_model_dir else None,
+        drivers=pd.read_csv(drivers) if drivers else None,
+    )
+    typer.echo(f"wrote the report to {path.resolve()}")
