@@ -1,0 +1,103 @@
+"""The demo generator: deterministic, valid under the contract, and its truth agrees with its data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.config import CONFIG_DIR, OfferCatalog, load_config
+from features.demo_data import ARM_PROBS, ARMS, generate, oracle_policy, write
+from features.labels import churn_labels
+from features.sources import check_tables, load_tables
+
+N = 4000
+CATALOG = load_config(OfferCatalog, CONFIG_DIR / "offers.yaml")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return generate(N, seed=11)
+
+
+@pytest.fixture(scope="module")
+def tables(demo):
+    return check_tables(demo.tables, offers=CATALOG.names)
+
+
+def _z(realized: np.ndarray, p: np.ndarray) -> float:
+    """(realized rate - mean probability) in standard errors of a sum of independent Bernoullis."""
+    se = np.sqrt(np.sum(p * (1 - p))) / len(p)
+    return float((realized.mean() - p.mean()) / se)
+
+
+def test_same_seed_same_frames_different_seed_different():
+    a, b, c = generate(600, seed=3), generate(600, seed=3), generate(600, seed=4)
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name])
+    pd.testing.assert_frame_equal(a.truth_churn, b.truth_churn)
+    pd.testing.assert_frame_equal(a.truth_offers, b.truth_offers)
+    assert not a.tables["orders"]["amount"].equals(c.tables["orders"]["amount"])
+
+
+def test_tables_pass_the_contract_and_custom_attributes_flow_in(tables):
+    assert set(tables.present()) == {"customers", "orders", "events", "reviews", "interests", "offers"}
+    assert {"Loyalty Tier", "newsletter opt-in?", "Preferred Store #"} <= set(tables.customers.columns)
+
+
+def test_written_files_load_and_validate(tmp_path):
+    demo = generate(500, seed=5)
+    write(demo, tmp_path)
+    tables = load_tables(tmp_path, offers=CATALOG.names)
+    assert len(tables.customers) == 500
+    for name in ("churn", "offers", "params"):
+        assert (tmp_path / "truth" / f"{name}.parquet").exists()
+
+
+def test_nothing_dated_at_or_after_end(demo, tables):
+    start = demo.end - pd.Timedelta(days=730)
+    for frame, col in ((tables.orders, "ordered_at"), (tables.events, "occurred_at"), (tables.reviews, "created_at")):
+        assert frame[col].max() < demo.end
+        assert frame[col].min() >= start
+
+
+def test_churn_truth_matches_realized_labels_and_is_informative(demo, tables):
+    from sklearn.metrics import roc_auc_score
+
+    cutoff = demo.end - pd.Timedelta(days=demo.horizon_days)
+    truth = demo.truth_churn[demo.truth_churn["cutoff"] == cutoff].set_index("customer_id")["p_churn"]
+    y = churn_labels(tables, cutoff=cutoff, horizon_days=demo.horizon_days)
+    p = truth.reindex(y.index)
+    assert p.notna().all() and len(p) == len(truth)
+    assert abs(_z(y.to_numpy(), p.to_numpy())) < 3
+    assert roc_auc_score(y, p) > 0.75
+
+
+def test_offer_truth_matches_realized_conversion_per_arm(demo):
+    offers, truth = demo.tables["offers"], demo.truth_offers
+    assert (truth["customer_id"].to_numpy() == offers["customer_id"].to_numpy()).all()
+    for arm in ARMS:
+        sel = (offers["offer"] == arm).to_numpy()
+        p = truth.loc[sel, f"p_convert_{arm}"].to_numpy()
+        assert abs(_z(offers.loc[sel, "converted"].to_numpy(), p)) < 3, arm
+
+
+def test_propensities_match_assignment_frequencies(demo):
+    offers = demo.tables["offers"]
+    share = offers["offer"].value_counts(normalize=True)
+    for arm, prob in zip(ARMS, ARM_PROBS, strict=True):
+        assert (offers.loc[offers["offer"] == arm, "propensity"] == prob).all()
+        assert abs(share[arm] - prob) < 4 * np.sqrt(prob * (1 - prob) / len(offers))
+
+
+def test_no_offer_effect_means_equal_conversion_across_arms():
+    truth = generate(1500, seed=2, offer_effect_scale=0.0).truth_offers
+    for arm in ARMS[:2]:
+        np.testing.assert_allclose(truth[f"p_convert_{arm}"], truth["p_convert_none"])
+
+
+def test_oracle_uses_every_offer_and_none(demo):
+    share = oracle_policy(demo.truth_offers, CATALOG).value_counts(normalize=True)
+    assert share.get("none", 0) >= 0.10
+    for offer in CATALOG.names:
+        assert share.get(offer, 0) >= 0.05, offer
