@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analytics.cohorts import cohort_retention
@@ -26,13 +27,25 @@ from features.io import write_text_atomic
 from features.sources import Tables
 
 MAX_TABLE_ROWS = 50
+GROUP_COLUMNS = (  # KPIs shown per segment and per cohort; the overall table has them all
+    "customers_base",
+    "retention_rate",
+    "churn_rate",
+    "buyers",
+    "repeat_purchase_rate",
+    "purchase_frequency",
+    "aov",
+    "historical_clv",
+    "revenue_new",
+    "revenue_returning",
+)
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{border-bottom:2px solid #3b7dd8;padding-bottom:.2rem;margin-top:2.2rem}
 .meta{color:#666;margin-top:0}table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
 th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right}th{background:#f2f5fa}
 td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto;display:block;margin:.6rem 0}
-.note{color:#555;font-size:.85rem}pre{background:#f6f6f6;padding:.6rem;white-space:pre-wrap}
+.wide{overflow-x:auto}.note{color:#555;font-size:.85rem}pre{background:#f6f6f6;padding:.6rem;white-space:pre-wrap}
 """
 
 
@@ -60,7 +73,19 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _fmt(name, v) -> str:
+    """Rates as percentages, whole numbers with separators, other numbers to 2 decimals."""
+    if isinstance(v, (float, np.floating)):
+        if pd.isna(v):
+            return "–"
+        if str(name).endswith("_rate"):
+            return f"{v:.1%}"
+        return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"
+    return str(v)
+
+
 def _table(frame: pd.DataFrame | pd.Series | dict, *, index: bool = True) -> str:
+    """An escaped HTML table; long tables are cut with a note, wide ones scroll."""
     if isinstance(frame, dict):
         frame = pd.Series(frame, name="value")
     if isinstance(frame, pd.Series):
@@ -69,17 +94,13 @@ def _table(frame: pd.DataFrame | pd.Series | dict, *, index: bool = True) -> str
     if len(frame) > MAX_TABLE_ROWS:
         note = f'<p class="note">first {MAX_TABLE_ROWS} of {len(frame):,} rows</p>'
         frame = frame.head(MAX_TABLE_ROWS)
-
-    def fmt(v):
-        if isinstance(v, float):
-            return "–" if pd.isna(v) else f"{v:,.0f}" if v.is_integer() and abs(v) >= 1 else f"{v:,.4g}"
-        return str(v)
-
-    shown = frame.copy()
-    for col in shown.columns:
-        if pd.api.types.is_float_dtype(shown[col]):
-            shown[col] = shown[col].map(fmt)
-    return shown.to_html(index=index, border=0, na_rep="–", escape=True) + note
+    shown = frame.astype(object).copy()
+    by_row = list(frame.columns) == ["value"]  # a metric-per-row table: the row names the metric
+    for j, col in enumerate(frame.columns):
+        names = frame.index if by_row else [col] * len(frame)
+        shown.iloc[:, j] = [_fmt(n, v) for n, v in zip(names, frame.iloc[:, j], strict=True)]
+    body = shown.to_html(index=index, border=0, na_rep="–", escape=True)
+    return f'<div class="wide">{body}</div>{note}'
 
 
 def _markdown(text: str) -> str:
@@ -151,8 +172,8 @@ def render_report(
         out.append(_table(kpis(**k).T.rename(columns={"all": "value"})))
         seg = config.segment
         if seg and tables.customers is not None and seg in tables.customers.columns:
-            out.append(f"<h3>By {html.escape(seg)}</h3>" + _table(kpis(**k, by=seg)))
-        by_cohort = kpis(**k, by=COHORT, cohort_period=config.cohorts.period)
+            out.append(f"<h3>By {html.escape(seg)}</h3>" + _table(kpis(**k, by=seg)[list(GROUP_COLUMNS)]))
+        by_cohort = kpis(**k, by=COHORT, cohort_period=config.cohorts.period)[list(GROUP_COLUMNS)]
         out.append("<h3>By cohort (first purchase)</h3>" + _table(by_cohort.tail(config.cohorts.max_periods)))
         cohorts = cohort_retention(tables, as_of=as_of, period=config.cohorts.period)
         recent = replace(
@@ -168,7 +189,9 @@ def render_report(
     if churn_probability is not None:
         prob = pd.Series(churn_probability).rename(index=str)
         band = risk_band(prob, config.lifecycle.risk_bands).reindex(stages[CUSTOMER_ID].astype(str))
-        cross = pd.crosstab(stages[STAGE].to_numpy(), band.to_numpy(), dropna=False)
+        cross = pd.crosstab(stages[STAGE].to_numpy(), band.to_numpy()).reindex(
+            index=[s for s in STAGES if (stages[STAGE] == s).any()], columns=band.cat.categories, fill_value=0
+        )
         out.append("<h3>By churn risk band</h3>" + _table(cross.rename_axis(index="stage", columns="risk band")))
     if churn_model is not None:
         out.append(_section(churn_model))
