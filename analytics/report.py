@@ -99,6 +99,9 @@ def _table(frame: pd.DataFrame | pd.Series | dict, *, index: bool = True) -> str
     for j, col in enumerate(frame.columns):
         names = frame.index if by_row else [col] * len(frame)
         shown.iloc[:, j] = [_fmt(n, v) for n, v in zip(names, frame.iloc[:, j], strict=True)]
+    shown.columns = [str(c).replace("_", " ") for c in shown.columns]  # headers may wrap
+    if by_row:
+        shown.index = [str(i).replace("_", " ") for i in shown.index]
     body = shown.to_html(index=index, border=0, na_rep="–", escape=True)
     return f'<div class="wide">{body}</div>{note}'
 
