@@ -64,7 +64,8 @@ def fit_booster(train: Rows, stop: Rows, params: LgbmParams, *, seed: int, callb
     clf.fit(
         train.X,
         train.y,
-        eval_set=[(stop.X, stop.y)],
+        eval_X=(stop.X,),
+        eval_y=(stop.y,),
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False), *callbacks],
     )
     return clf

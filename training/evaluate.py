@@ -134,3 +134,29 @@ def slice_reports(
         )
         out[name] = {"n": rep["n"], "churn_rate": rep["churn_rate"], **rep["models"]["model"]}
     return out
+
+
+def flat_metrics(report: dict) -> dict[str, float]:
+    """MLflow metric names: test_<m>, test_<m>_lo/hi, baseline_<name>_<m>, diff_<name>_<m>, slice_<s>_<m>."""
+    out = {}
+    for name, values in report["models"].items():
+        prefix = "test" if name == "model" else f"baseline_{name}"
+        for m, v in values.items():
+            out[f"{prefix}_{m}"] = v["value"]
+            out[f"{prefix}_{m}_lo"], out[f"{prefix}_{m}_hi"] = v["ci"]
+    for name, values in report["differences"].items():
+        out.update({f"diff_{name}_{m}": v["value"] for m, v in values.items()})
+    for name, values in report.get("slices", {}).items():
+        out.update({f"slice_{name}_{m}": v["value"] for m, v in values.items() if isinstance(v, dict)})
+    return {k: float(v) for k, v in out.items() if v == v}  # NaN (an empty slice) is not a metric
+
+
+def summary_metrics(report: dict) -> dict:
+    """The small metrics.json that ``dvc metrics show`` prints."""
+    keep = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top10", "capture_top10")
+    return {
+        "test_cutoff": report["plan"]["test_cutoff"],
+        "n_test": report["n"],
+        "churn_rate": round(report["churn_rate"], 4),
+        **{name: {m: round(v[m]["value"], 4) for m in keep} for name, v in report["models"].items()},
+    }

@@ -83,3 +83,25 @@ def shap_summary(contrib: pd.DataFrame, values: pd.DataFrame, path: Path, seed: 
     ax.axvline(0, c="grey", lw=1)
     ax.set(xlabel="SHAP value (log-odds of churn); red = high feature value", title="SHAP summary (test sample)")
     return _save(fig, path)
+
+
+def write_all(
+    booster,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    out: Path,
+    *,
+    seed: int,
+    shap_rows: int = 2000,
+) -> pd.Series:
+    """Every chart for one run; returns the mean |SHAP| per feature (the top drivers)."""
+    calibration(y, scores, out / "calibration.png")
+    roc(y, scores, out / "roc.png")
+    gain(y, scores, out / "gain.png")
+    gains = pd.Series(booster.booster_.feature_importance("gain"), index=X.columns)
+    importance(gains, out / "importance.png")
+    sample = X.sample(min(shap_rows, len(X)), random_state=seed)
+    contrib = pd.DataFrame(booster.predict(sample, pred_contrib=True)[:, :-1], columns=X.columns, index=sample.index)
+    shap_summary(contrib, sample, out / "shap_summary.png", seed=seed)
+    return contrib.abs().mean().sort_values(ascending=False)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import importlib.metadata as md
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
+import mlflow.sklearn
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
@@ -23,12 +26,20 @@ from mlflow.types import ColSpec, Schema
 
 from features.runtime import artifact_root, quiet_telemetry, tracking_uri
 from training.config import Gate
+from training.evaluate import metrics
 
 log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 TEST_CUTOFF_TAG = "test_cutoff"
-REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "cloudpickle")
+REQUIREMENTS = ("lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "skops")
+# What a calibrated LightGBM pickles into; MLflow's skops format loads only listed types.
+TRUSTED_TYPES = [
+    "collections.OrderedDict",
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "sklearn.calibration._CalibratedClassifier",
+]
 
 
 def start_tracking(experiment: str, *, uri: str | None = None, artifacts: str | None = None) -> str:
@@ -143,3 +154,38 @@ def _record(name: str, decision: Decision) -> None:
     client = MlflowClient()
     for key, value in tags.items():
         client.set_model_version_tag(name, decision.version, key, value)
+
+
+def log_model(model, X: pd.DataFrame) -> str:
+    """Log a fitted sklearn model under the active run with a feature-list signature; returns its URI."""
+    info = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=signature(X),
+        input_example=input_example(X),
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=TRUSTED_TYPES,
+    )
+    return info.model_uri
+
+
+def save_model(model, X: pd.DataFrame, path: Path) -> Path:
+    """The same model as a plain MLflow folder (a DVC output), loadable with ``mlflow.sklearn.load_model``."""
+    shutil.rmtree(path, ignore_errors=True)
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        signature=signature(X),
+        input_example=input_example(X),
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+        skops_trusted_types=TRUSTED_TYPES,
+    )
+    return path
+
+
+def champion_score(model_uri: str, X: pd.DataFrame, y, metric: str) -> float:
+    """Score a registered model on the challenger's test rows."""
+    model = mlflow.sklearn.load_model(model_uri)
+    return metrics(y, model.predict_proba(X[list(model.feature_names_in_)])[:, 1])[metric]

@@ -1,0 +1,101 @@
+"""A short markdown model card: what the model is for, how good it is, and where not to trust it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from features.config import FeaturesConfig
+from training.config import ChurnConfig
+
+SHOWN = ("roc_auc", "pr_auc", "brier", "ece", "lift_top10", "capture_top10")
+TOP_DRIVERS = 8
+
+
+def _cell(v: dict) -> str:
+    lo, hi = v["ci"]
+    return f"{v['value']:.3f} ({lo:.3f}–{hi:.3f})"
+
+
+def baseline_verdicts(report: dict, metric: str = "roc_auc") -> list[str]:
+    """One plain sentence per baseline: does the model beat it on the test cutoff?"""
+    lines = []
+    for name, diff in report["differences"].items():
+        d = diff[metric]
+        lo, hi = d["ci"]
+        if d["better"] == "reference":
+            lines.append(
+                f"The model beats **{name}** on {metric} by {d['value']:+.3f} (95% CI {lo:+.3f} to {hi:+.3f})."
+            )
+        elif d["better"] == "baseline":
+            lines.append(
+                f"**{name} is better than the model** on {metric} by {-d['value']:.3f} (CI {-hi:.3f} to {-lo:.3f}); "
+                f"use {name} or investigate the features."
+            )
+        else:
+            lines.append(
+                f"**{name} is as good as the model** on {metric}: difference {d['value']:+.3f}, "
+                f"95% CI {lo:+.3f} to {hi:+.3f} includes zero."
+            )
+    return lines
+
+
+def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config: ChurnConfig) -> str:
+    plan = report["plan"]
+    header = "| model | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN)
+    rows = [f"| {name} | " + " | ".join(_cell(v[m]) for m in SHOWN) + " |" for name, v in report["models"].items()]
+    slices = [
+        f"| {name} | {v['n']:,} | "
+        + (
+            f"{v['churn_rate']:.3f} | {_cell(v['roc_auc'])} | {_cell(v['brier'])} |"
+            if "roc_auc" in v
+            else "– | – | – |"
+        )
+        for name, v in report["slices"].items()
+    ]
+    champion = report.get("champion")
+    decision = (
+        "not registered"
+        if champion is None
+        else ("promoted to champion" if champion["promoted"] else "kept the current champion")
+    )
+    return "\n".join(
+        [
+            f"# Model card: {config.model_name}",
+            "",
+            "## Purpose and churn definition",
+            f"Probability that a customer with at least one past order places **no order in the next "
+            f"{features.horizon_days} days** after the cutoff. Calibrated ({report['calibration']}) so 0.3 means 30%.",
+            "",
+            "## Data window",
+            f"- training cutoffs: {plan['train_cutoffs']}",
+            f"- validation cutoff (early stopping + calibration): {plan['valid_cutoff']}",
+            f"- test cutoff: {plan['test_cutoff']} ({report['n']:,} customers, churn rate {report['churn_rate']:.3f})",
+            f"- registered model: booster refit on {plan['refit_cutoffs']}, calibrated on {plan['test_cutoff']}",
+            "",
+            "## Test metrics with 95% bootstrap intervals",
+            header,
+            *rows,
+            "",
+            "## Against the baselines",
+            *[f"- {line}" for line in baseline_verdicts(report)],
+            "",
+            "## By slice (model)",
+            "| slice | customers | churn rate | roc_auc | brier |\n|---|---|---|---|---|",
+            *slices,
+            "",
+            "## Top drivers (mean |SHAP|, log-odds)",
+            *[f"- {name}: {value:.3f}" for name, value in drivers.head(TOP_DRIVERS).items()],
+            "",
+            "## Registry",
+            f"Champion gate on {config.gate.metric} with margin {config.gate.margin:g}: {decision}."
+            + (f" Reason: {champion['reason']}." if champion else ""),
+            "",
+            "## Caveats",
+            "- Metrics come from the evaluation model (trained up to the validation cutoff); the registered model "
+            "is refit on later data with the same settings and is not separately tested.",
+            "- Customers without any past order are not scored; the label ignores returns and cancellations.",
+            "- Drivers are associations, not causes: do not read them as the effect of an intervention.",
+            "- Retrain when the shop's seasonality or assortment changes; calibration drifts first.",
+            "",
+        ]
+    )

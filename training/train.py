@@ -1,0 +1,159 @@
+"""The churn train pipeline: plan -> fit -> baselines -> evaluate -> log -> register -> gate.
+
+One MLflow run holds it all: parameters, data window, metrics with CIs, plots,
+the model card and the logged model; the same files land in ``out_dir`` for DVC.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.config import ROOT, FeaturesConfig
+from features.contract import CUSTOMER_ID
+from features.io import write_text_atomic
+from features.sources import Tables
+from training.baselines import fit_and_score_baselines, rfm
+from training.churn import check_minimum, fit_churn_model, predict, refit_for_scoring, split_rows
+from training.config import ChurnConfig
+from training.datasets import CUTOFF, CutoffPlan, rows_at
+from training.evaluate import bootstrap_report, flat_metrics, slice_reports, summary_metrics
+from training.model_card import render
+from training.plots import write_all
+from training.registry import TEST_CUTOFF_TAG, Decision, champion_score, gate, log_model, register, save_model
+from training.tuning import tune
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    report: dict
+    decision: Decision | None
+    predictions: pd.DataFrame  # test rows: customer_id, churned, one column per model
+
+
+def baseline_inputs(tables: Tables, keys: pd.DataFrame) -> pd.DataFrame:
+    """RFM summaries aligned row by row to (customer_id, cutoff) keys."""
+    parts = [rfm(tables, cutoff=c).assign(**{CUTOFF: c}) for c in keys[CUTOFF].unique()]
+    summary = pd.concat(parts).rename_axis(CUSTOMER_ID).reset_index()
+    merged = keys.astype({CUSTOMER_ID: "string"}).merge(summary, on=[CUSTOMER_ID, CUTOFF], how="left")
+    return merged.fillna({c: 0.0 for c in summary.columns if c not in (CUSTOMER_ID, CUTOFF)})
+
+
+def slices(summary: pd.DataFrame, config: ChurnConfig) -> dict[str, np.ndarray]:
+    """New vs established customers and past-revenue tiers at the test cutoff."""
+    new = (summary["tenure_days"] < config.new_customer_days).to_numpy()
+    tier = pd.qcut(summary["revenue"].rank(method="first"), config.value_tiers, labels=False).to_numpy()
+    out = {"new": new, "established": ~new}
+    out.update({f"value_tier_{t + 1}_of_{config.value_tiers}": tier == t for t in range(config.value_tiers)})
+    return out
+
+
+def train_churn(
+    tables: Tables,
+    panel: pd.DataFrame,
+    plan: CutoffPlan,
+    *,
+    features: FeaturesConfig,
+    config: ChurnConfig,
+    out_dir: Path,
+    trials: int | None = None,
+    register_model: bool = True,
+) -> TrainResult:
+    """Fit, compare with baselines, log everything to the active experiment, register and gate.
+
+    Call :func:`training.registry.start_tracking` first; artifacts also land in ``out_dir``.
+    """
+    train, valid, test = rows_at(panel, plan.train), rows_at(panel, plan.valid), rows_at(panel, plan.test)
+    check_minimum(train, test, config.minimum)
+    trials = config.tuning.trials if trials is None else trials
+    test_cutoff = plan.describe()["test_cutoff"]
+    with mlflow.start_run(run_name=f"churn-{test_cutoff}") as run:
+        mlflow.set_tag(TEST_CUTOFF_TAG, test_cutoff)
+        mlflow.log_params(
+            {
+                **plan.describe(),
+                "churn_definition": f"no order in [cutoff, cutoff + {features.horizon_days} days)",
+                "rows_train": len(train),
+                "rows_valid": len(valid),
+                "rows_test": len(test),
+                "churn_rate_train": round(train.y.mean(), 4),
+                "churn_rate_test": round(test.y.mean(), 4),
+                "n_features": train.X.shape[1],
+                "trials": trials,
+            }
+        )
+        params = config.lgbm
+        if trials:
+            stop, _ = split_rows(valid, 0.5, config.seed)
+            storage = Path(config.tuning.storage)
+            storage = storage if storage.is_absolute() else ROOT / storage
+            params = tune(
+                train, stop, base=params, tuning=config.tuning, trials=trials, storage=storage, seed=config.seed
+            )
+        mlflow.log_params({f"lgbm_{k}": v for k, v in params.model_dump().items()})
+        fitted = fit_churn_model(train, valid, params, config)
+        mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds})
+
+        train_summary, test_summary = baseline_inputs(tables, train.keys), baseline_inputs(tables, test.keys)
+        scores = {"model": predict(fitted.model, test.X)}
+        scores.update(
+            fit_and_score_baselines(
+                train_summary, train.y, test_summary, horizon_days=features.horizon_days, seed=config.seed
+            )
+        )
+        report = bootstrap_report(test.y, scores, reference="model", n_boot=config.bootstrap, seed=config.seed)
+        report["slices"] = slice_reports(
+            test.y, scores["model"], slices(test_summary, config), n_boot=config.bootstrap, seed=config.seed
+        )
+        report["plan"] = plan.describe()
+        report["calibration"] = fitted.method
+        mlflow.log_metrics(flat_metrics(report))
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
+        final = refit_for_scoring(rows_at(panel, plan.refit), test, params, fitted.rounds, config)
+        decision = None
+        model_uri = log_model(final.model, test.X)
+        if register_model:
+            version = register(model_uri, config.model_name, run_id=run.info.run_id, test_cutoff=test_cutoff)
+            decision = gate(
+                config.model_name,
+                version,
+                gate=config.gate,
+                test_cutoff=test_cutoff,
+                challenger_score=report["models"]["model"][config.gate.metric]["value"],
+                score_champion=lambda uri: champion_score(uri, test.X, test.y, config.gate.metric),
+            )
+        report["champion"] = None if decision is None else {"promoted": decision.promoted, "reason": decision.reason}
+        write_outputs(out_dir, final.model, test.X, report, drivers, features=features, config=config)
+        for name in ("metrics.json", "report.json", "model_card.md"):
+            mlflow.log_artifact(str(out_dir / name))
+        mlflow.log_artifacts(str(out_dir / "plots"), artifact_path="plots")
+        predictions = test.keys.assign(churned=test.y, **scores)
+        return TrainResult(run.info.run_id, report, decision, predictions)
+
+
+def write_outputs(
+    out_dir: Path,
+    model,
+    X: pd.DataFrame,
+    report: dict,
+    drivers: pd.Series,
+    *,
+    features: FeaturesConfig,
+    config: ChurnConfig,
+) -> None:
+    """The DVC outputs: model folder, metrics.json, report.json (with CIs), model_card.md."""
+    save_model(model, X, out_dir / "model")
+    write_text_atomic(json.dumps(summary_metrics(report), indent=2), out_dir / "metrics.json")
+    write_text_atomic(json.dumps(report, indent=2, default=float), out_dir / "report.json")
+    write_text_atomic(render(report, drivers, features=features, config=config), out_dir / "model_card.md")
