@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENT_TYPES = ("visit", "page_view", "add_to_cart", "email_sent", "email_open", "email_click")
 NO_OFFER = "none"
@@ -256,7 +258,7 @@ def validate(
                 raise ContractError(f"{where}: {_rows(bad, values.to_frame('v'), 'v')}; expected 0 or 1")
             values = values.astype("int8")
         elif col.kind == "category":
-            values = values.astype("string").str.strip()
+            values = _as_category_text(values)
             allowed = col.allowed or (
                 (NO_OFFER, *offers) if table is OFFERS and col.name == "offer" and offers else None
             )
@@ -272,7 +274,7 @@ def validate(
         for name in frame.columns:
             if name not in out.columns:
                 out[name] = frame[name].reset_index(drop=True)
-    if table.unique and table.unique in out.columns:
+    if table.unique and table.unique in out.columns and not _all_distinct(out[table.unique]):
         dup = out[table.unique].duplicated(keep=False).to_numpy()
         if dup.any():
             raise ContractError(
@@ -280,6 +282,18 @@ def validate(
                 f"{_rows(dup, out, table.unique)}; expected each value once"
             )
     return out
+
+
+def _all_distinct(values: pd.Series) -> bool:
+    """Cheap uniqueness check in Arrow; the slow pandas path runs only to report duplicates."""
+    return len(pc.unique(pa.array(values, from_pandas=True)).drop_null()) == values.notna().sum()
+
+
+def _as_category_text(values: pd.Series) -> pd.Series:
+    """Text labels, stripped; a categorical stays categorical (cheap on large tables)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.rename_categories(lambda c: str(c).strip())
+    return values.astype("string").str.strip()
 
 
 def _as_id(values: pd.Series) -> pd.Series:

@@ -45,6 +45,7 @@ from features.io import write_parquet_atomic
 SECONDS_PER_DAY = 86_400
 HORIZON_DAYS = 90
 RESPONSE_DAYS = 14
+INDUCED_WITHIN_DAYS = 2.0  # an induced order comes within 2 days of the send: responders act on the mail
 CAMPAIGN_EVERY_DAYS = 42
 FIRST_CAMPAIGN_DAY = 180
 CAMPAIGN_SHARE = 0.30
@@ -175,7 +176,7 @@ def _customers(rng, n: int, T: float) -> dict[str, np.ndarray]:
     p["engagement"] = e
     region_eff = np.asarray(REGION_EFFECT)[p["region"]]
     p["base_rate"] = np.exp(
-        np.log(1 / 60) + 0.5 * e + 0.10 * z_inc - 0.35 * ps + region_eff + 0.2 * rng.standard_normal(n)
+        np.log(1 / 60) + 0.5 * e + 0.10 * z_inc - 0.5 * ps + region_eff + 0.2 * rng.standard_normal(n)
     )
     p["visit_mult"] = 4.0 + 4.0 * _sigmoid(1.2 * e + 0.3 * rng.standard_normal(n))
     p["p_open"] = _sigmoid(-0.7 + 1.1 * e)
@@ -186,12 +187,13 @@ def _customers(rng, n: int, T: float) -> dict[str, np.ndarray]:
     p["basket_sigma"] = np.full(n, 0.5)
     p["p_discount"] = _sigmoid(-1.8 + 1.5 * ps)
     p["p_free_shipping"] = _sigmoid(-1.0 + 1.5 * ss)
-    logits = np.stack([-0.4 + 1.2 * e, -0.3 + 1.4 * ss, -0.3 + 1.4 * ps - 0.6 * e, np.zeros(n)], axis=1)
+    logits = np.stack([-0.4 + 1.2 * e, -0.3 + 1.4 * ss, 0.1 + 1.4 * ps - 0.6 * e, np.zeros(n)], axis=1)
     gumbel = -np.log(-np.log(rng.random((n, 4))))
     p["segment"] = np.argmax(logits + gumbel, axis=1)
     responder = np.isin(p["segment"], list(RESPONDS_TO))
-    tau_hi = np.where(p["segment"] == 2, 0.55, 0.45)  # a discount gives up more margin; it must move more
-    p["tau"] = np.where(responder, rng.uniform(0.25, 1.0, n) * tau_hi, 0.0)
+    # a discount gives up more margin than free shipping, so where it is the right offer it moves more
+    u = rng.random(n)
+    p["tau"] = np.where(p["segment"] == 2, 0.30 + 0.30 * u, np.where(responder, 0.20 + 0.25 * u, 0.0))
     p["pref_category"] = rng.choice(len(CATEGORIES), n, p=CATEGORY_P)
     tier_latent = 0.6 * e + 0.8 * rng.standard_normal(n)
     p["tier"] = np.searchsorted(np.quantile(tier_latent, [0.5, 0.8, 0.95]), tier_latent)
@@ -332,7 +334,7 @@ def _campaigns(rng, p, campaigns, o_own, o_t, scale):
         alive = p["died"][pick] > s
         induced = responsive & alive & ~natural & (rng.random(pick.size) < p["tau"][pick] * scale)
         who = pick[induced]
-        stop = np.minimum(p["died"][who], s + RESPONSE_DAYS)
+        stop = np.minimum(p["died"][who], s + INDUCED_WITHIN_DAYS)
         ind_own.append(who.astype(np.int32))
         ind_t.append(s + rng.random(who.size) * (stop - s))
         ind_arm.append(a[induced])

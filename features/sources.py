@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.contract import CUSTOMER_ID, CUSTOMERS, TABLES, ContractError, validate
 
@@ -108,12 +110,12 @@ def _handle_orphans(tables: Tables, sources: dict[str, str], policy: str) -> Tab
     """Rows for customers missing from the customers table: error, or drop with a warning."""
     if tables.customers is None:
         return tables
-    known = pd.Index(tables.customers[CUSTOMERS.customer_id])
+    known_ids = pa.array(tables.customers[CUSTOMERS.customer_id])
     updates = {}
     for name, frame in tables.present().items():
         if name == "customers":
             continue
-        orphan = ~frame[CUSTOMER_ID].isin(known).to_numpy()
+        orphan = ~pc.is_in(pa.array(frame[CUSTOMER_ID]), value_set=known_ids).to_numpy(zero_copy_only=False)
         if not orphan.any():
             continue
         where = sources.get(name, name)

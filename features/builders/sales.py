@@ -29,15 +29,8 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
         SELECT {CUSTOMER_ID}, {ORDERS.amount} AS amount, {ORDERS.discount_amount} AS discount,
                {ORDERS.shipping_fee} AS shipping, {ORDERS.category} AS category, {ORDERS.n_items} AS n_items,
                epoch({cut} - {ORDERS.ordered_at}) / 86400.0 AS age,
-               epoch({ORDERS.ordered_at}) / 86400.0 AS day
+               lead(age) OVER (PARTITION BY {CUSTOMER_ID} ORDER BY age) - age AS gap
         FROM {ORDERS.name}
-    ),
-    gaps AS (
-        SELECT {CUSTOMER_ID}, day - lag(day) OVER (PARTITION BY {CUSTOMER_ID} ORDER BY day) AS gap FROM o
-    ),
-    rhythm AS (
-        SELECT {CUSTOMER_ID}, avg(gap) AS gap_mean, stddev_pop(gap) AS gap_std
-        FROM gaps WHERE gap IS NOT NULL GROUP BY {CUSTOMER_ID}
     ),
     agg AS (
         SELECT {CUSTOMER_ID},
@@ -56,20 +49,21 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
             avg(CASE WHEN shipping IS NULL THEN NULL WHEN shipping = 0 THEN 1.0 ELSE 0.0 END)
                 AS sales_free_shipping_share_all,
             count(DISTINCT category) AS n_categories,
-            count(category) AS n_with_category
+            count(category) AS n_with_category,
+            avg(gap) AS gap_mean,
+            stddev_pop(gap) AS gap_std
         FROM o GROUP BY {CUSTOMER_ID}
     )
     SELECT p.{CUSTOMER_ID}, agg.* EXCLUDE ({CUSTOMER_ID}, orders_prev_90d, revenue_prev_90d,
-                                           n_categories, n_with_category),
+                                           n_categories, n_with_category, gap_mean, gap_std),
         sales_orders_90d - orders_prev_90d AS sales_orders_trend_90d,
         sales_revenue_90d - revenue_prev_90d AS sales_revenue_trend_90d,
         CASE WHEN n_with_category > 0 THEN n_categories END AS sales_categories_all,
-        rhythm.gap_mean AS sales_gap_mean_days_all,
-        rhythm.gap_std AS sales_gap_std_days_all,
-        sales_days_since_last_order / nullif(rhythm.gap_mean, 0) AS sales_overdue_ratio_all
+        gap_mean AS sales_gap_mean_days_all,
+        gap_std AS sales_gap_std_days_all,
+        sales_days_since_last_order / nullif(gap_mean, 0) AS sales_overdue_ratio_all
     FROM population p
     LEFT JOIN agg USING ({CUSTOMER_ID})
-    LEFT JOIN rhythm USING ({CUSTOMER_ID})
     """
     frame = snap.sql(query).set_index(CUSTOMER_ID)
     counts = [c for c in frame.columns if c.startswith(("sales_orders_", "sales_revenue_"))]
