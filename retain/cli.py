@@ -144,3 +144,66 @@ def generate_demo_cmd(
     write(demo, out)
     rows = ", ".join(f"{len(f):,} {name}" for name, f in demo.tables.items())
     typer.echo(f"wrote {rows} to {out} (truth in {out / 'truth'}) in {time.perf_counter() - started:.1f}s")
+
+
+@app.command("train-churn")
+@fail_on_contract_errors
+def train_churn_cmd(
+    data: Path = DataDir,
+    configs: Path = Configs,
+    out: Path = typer.Option(Path("models/churn"), help="folder for the model, metrics.json, model card and plots"),
+    trials: int = typer.Option(None, min=0, help="Optuna trials (default: tuning.trials in churn.yaml; 0 = no tuning)"),
+    timeout: float = typer.Option(None, min=1, help="stop tuning after this many seconds"),
+    test_cutoff: str = typer.Option(None, help="test cutoff (default: the last one whose label window is complete)"),
+    features_out: Path = typer.Option(None, help="only build the feature panel for every cutoff, write it here, stop"),
+    features_in: Path = typer.Option(None, help="read the feature panel from this Parquet file instead of building it"),
+    register: bool = typer.Option(True, help="register the model and run the champion gate"),
+) -> None:
+    """Train the churn model on rolling cutoffs, compare with baselines, log to MLflow and register."""
+    import pandas as pd
+
+    from features.io import write_parquet_atomic
+    from features.sources import load_tables
+    from training.churn import InsufficientData
+    from training.config import ChurnConfig
+    from training.datasets import CUTOFF, NotEnoughHistory, build_panel, plan_cutoffs
+    from training.registry import start_tracking
+    from training.train import train_churn
+
+    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
+    cfg = load_config(ChurnConfig, configs / "churn.yaml")
+    if timeout is not None:
+        cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"timeout_s": timeout})})
+    catalog = load_config(OfferCatalog, configs / "offers.yaml")
+    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    try:
+        plan = plan_cutoffs(
+            tables,
+            horizon_days=features_cfg.horizon_days,
+            spacing_days=cfg.spacing_days,
+            n_train=cfg.train_cutoffs,
+            test_cutoff=test_cutoff or cfg.test_cutoff,
+        )
+        if features_in is not None:
+            panel = pd.read_parquet(features_in)
+            missing = sorted(set(plan.all) - set(panel[CUTOFF]))
+            if missing:
+                raise NotEnoughHistory(f"{features_in}: no rows for cutoffs {[f'{c:%Y-%m-%d}' for c in missing]}")
+        else:
+            panel = build_panel(tables, plan, config=features_cfg, progress=True)
+        if features_out is not None:
+            write_parquet_atomic(panel, features_out)
+            typer.echo(f"wrote {len(panel):,} rows for {panel[CUTOFF].nunique()} cutoffs to {features_out}")
+            return
+        start_tracking(cfg.experiment)
+        result = train_churn(
+            tables, panel, plan, features=features_cfg, config=cfg, out_dir=out, trials=trials, register_model=register
+        )
+    except (InsufficientData, NotEnoughHistory) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    auc = result.report["models"]["model"]["roc_auc"]
+    typer.echo(f"run {result.run_id}: test ROC AUC {auc['value']:.3f} ({auc['ci'][0]:.3f}-{auc['ci'][1]:.3f})")
+    if result.decision is not None:
+        typer.echo(f"champion gate: {'promoted' if result.decision.promoted else 'kept'} ({result.decision.reason})")
+    typer.echo(f"model card: {out / 'model_card.md'}")

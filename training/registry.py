@@ -158,15 +158,23 @@ def _record(name: str, decision: Decision) -> None:
 
 def log_model(model, X: pd.DataFrame) -> str:
     """Log a fitted sklearn model under the active run with a feature-list signature; returns its URI."""
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature(X),
-        input_example=input_example(X),
-        pip_requirements=pip_requirements(),
-        pyfunc_predict_fn="predict_proba",
-        skops_trusted_types=TRUSTED_TYPES,
-    )
+    # MLflow replays the JSON input example through pyfunc, which hands LightGBM text instead of
+    # category columns and warns; scorers convert text to category first, so the warning is noise.
+    quiet = logging.getLogger("mlflow.models.model")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature(X),
+            input_example=input_example(X),
+            pip_requirements=pip_requirements(),
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=TRUSTED_TYPES,
+        )
+    finally:
+        quiet.setLevel(level)
     return info.model_uri
 
 

@@ -135,7 +135,7 @@ def train_churn(
             )
         report["champion"] = None if decision is None else {"promoted": decision.promoted, "reason": decision.reason}
         write_outputs(out_dir, final.model, test.X, report, drivers, features=features, config=config)
-        for name in ("metrics.json", "report.json", "model_card.md"):
+        for name in ("metrics.json", "report.json", "model_card.md", "drivers.csv"):
             mlflow.log_artifact(str(out_dir / name))
         mlflow.log_artifacts(str(out_dir / "plots"), artifact_path="plots")
         predictions = test.keys.assign(churned=test.y, **scores)
@@ -152,8 +152,9 @@ def write_outputs(
     features: FeaturesConfig,
     config: ChurnConfig,
 ) -> None:
-    """The DVC outputs: model folder, metrics.json, report.json (with CIs), model_card.md."""
+    """The DVC outputs: model folder, metrics.json, report.json (with CIs), model_card.md, drivers.csv."""
     save_model(model, X, out_dir / "model")
+    drivers.rename_axis("feature").rename("mean_abs_shap").reset_index().to_csv(out_dir / "drivers.csv", index=False)
     write_text_atomic(json.dumps(summary_metrics(report), indent=2), out_dir / "metrics.json")
     write_text_atomic(json.dumps(report, indent=2, default=float), out_dir / "report.json")
     write_text_atomic(render(report, drivers, features=features, config=config), out_dir / "model_card.md")
