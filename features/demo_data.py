@@ -90,10 +90,12 @@ class DemoData:
     params: pd.DataFrame
     end: pd.Timestamp
     horizon_days: int = HORIZON_DAYS
+    days: int = 730
 
     @property
     def start(self) -> pd.Timestamp:
-        return self.end - pd.Timedelta(days=int(self.params.attrs.get("days", 0)))
+        """The first instant of the data window."""
+        return self.end - pd.Timedelta(days=self.days)
 
 
 # ---------------------------------------------------------------------------
@@ -272,7 +274,7 @@ def generate(
         offers["revenue"] = np.where(conv, orders["amount"][srt][pos_c], 0.0)
 
     # behaviour
-    ev, reveal, sends = _events(rng, p, lo, hi, T, all_own, all_t, season, start)
+    ev, reveal, sends = _events(rng, p, lo, hi, T, all_own, all_t, season, start, cid.dtype)
 
     # reviews on a share of orders
     has_rev = rng.random(all_own.size) < 0.18
@@ -298,10 +300,7 @@ def generate(
     truth_offers = truth.offers_truth(ids, start)
 
     params = _params_frame(p, ids, start)
-    params.attrs["days"] = days
-    params.attrs["seed"] = seed
-    params.attrs["offer_effect_scale"] = offer_effect_scale
-    return DemoData(tables, truth_churn, truth_offers, params, end, horizon_days)
+    return DemoData(tables, truth_churn, truth_offers, params, end, horizon_days, days)
 
 
 def truth_cutoffs_days(T: float, horizon_days: int = HORIZON_DAYS) -> np.ndarray:
@@ -370,63 +369,98 @@ def _order_rows(rng, p, own, t, arm):
     }
 
 
-def _events(rng, p, lo, hi, T, o_own, o_t, season, start):
-    """Visits, page views, carts, e-mails. Returns (event arrays, revealing records (own, occurred, reveals alive at))."""
+class _EventSink:
+    """Collects event parts as (customer code, microseconds) and assembles them without a second full copy.
+
+    At a million customers there are ~250M events; converting each part at once and
+    filling one preallocated array keeps peak memory near the size of the result.
+    """
+
+    def __init__(self, start: pd.Timestamp, T: float):
+        self.start_us = np.datetime64(start, "us").astype(np.int64)
+        self.T = T
+        self.parts: list[tuple[np.ndarray, np.ndarray, int]] = []
+
+    def add(self, own: np.ndarray, t: np.ndarray, code: int) -> None:
+        keep = t < self.T
+        if not keep.all():
+            own, t = own[keep], t[keep]
+        us = np.floor(t * SECONDS_PER_DAY).astype(np.int64)
+        us *= 1_000_000
+        us += self.start_us
+        self.parts.append((own.astype(np.int32, copy=False), us, code))
+
+    def frame(self, id_dtype: pd.CategoricalDtype) -> pd.DataFrame:
+        n = sum(o.size for o, _, _ in self.parts)
+        own, us, typ = np.empty(n, np.int32), np.empty(n, np.int64), np.empty(n, np.int8)
+        i = 0
+        while self.parts:
+            o, u, code = self.parts.pop(0)
+            own[i : i + o.size], us[i : i + o.size], typ[i : i + o.size] = o, u, code
+            i += o.size
+            del o, u
+        return pd.DataFrame(
+            {
+                CUSTOMER_ID: pd.Categorical.from_codes(own, dtype=id_dtype),
+                "occurred_at": us.view("datetime64[us]"),
+                "event_type": pd.Categorical.from_codes(typ, categories=list(EVENT_TYPES)),
+            },
+            copy=False,
+        )
+
+
+def _events(rng, p, lo, hi, T, o_own, o_t, season, start, id_dtype):
+    """Visits, page views, carts, e-mails: (events frame, revealing records (own, occurred, alive at), send days)."""
     n = lo.size
-    own_parts, t_parts, type_parts = [], [], []
-
-    def add(o, t, code):
-        own_parts.append(o.astype(np.int32))
-        t_parts.append(t)
-        type_parts.append(np.full(o.size, code, np.int8))
-
+    sink = _EventSink(start, T)
     V, PV, CART, SENT, OPEN, CLICK = range(6)
-    # free-standing visits
+    # free-standing visits, a few page views each, sometimes an abandoned cart
     v_own, v_t = _poisson_times(rng, p["base_rate"] * p["visit_mult"], lo, hi, season)
-    add(v_own, v_t, V)
-    n_pv = 1 + rng.poisson(1.5, v_own.size)
-    pv_parent = np.repeat(np.arange(v_own.size), n_pv)
-    add(v_own[pv_parent], v_t[pv_parent] + rng.uniform(0.5, 25.0, pv_parent.size) / 1440, PV)
+    sink.add(v_own, v_t, V)
+    pv_parent = np.repeat(np.arange(v_own.size, dtype=np.int64), 1 + rng.poisson(1.5, v_own.size))
+    pv_t = rng.uniform(0.5, 25.0, pv_parent.size)
+    pv_t /= 1440
+    pv_t += v_t[pv_parent]
+    sink.add(v_own[pv_parent], pv_t, PV)
+    del pv_parent, pv_t
     cart = rng.random(v_own.size) < 0.12
-    add(v_own[cart], v_t[cart] + rng.uniform(1.0, 30.0, int(cart.sum())) / 1440, CART)
+    sink.add(v_own[cart], v_t[cart] + rng.uniform(1.0, 30.0, int(cart.sum())) / 1440, CART)
     # the session before an order: visit, page views, add_to_cart a few minutes before buying
     sess = rng.random(o_own.size) < 0.65
     s_own, s_o = o_own[sess], o_t[sess]
     s_v = np.maximum(s_o - rng.uniform(15.0, 100.0, s_own.size) / 1440, lo[s_own])
-    add(s_own, s_v, V)
-    k = 1 + rng.poisson(1.5, s_own.size)
-    par = np.repeat(np.arange(s_own.size), k)
-    add(s_own[par], s_v[par] + rng.random(par.size) * (s_o[par] - s_v[par]), PV)
-    add(s_own, np.maximum(s_o - rng.uniform(1.0, 10.0, s_own.size) / 1440, s_v), CART)
+    sink.add(s_own, s_v, V)
+    par = np.repeat(np.arange(s_own.size), 1 + rng.poisson(1.5, s_own.size))
+    sink.add(s_own[par], s_v[par] + rng.random(par.size) * (s_o[par] - s_v[par]), PV)
+    sink.add(s_own, np.maximum(s_o - rng.uniform(1.0, 10.0, s_own.size) / 1440, s_v), CART)
     # the Tuesday newsletter, sent at midnight to everyone signed up
     first = (1 - start.dayofweek) % 7  # Tuesday = 1
     sends = np.arange(first, T, 7.0)
     j0 = np.searchsorted(sends, p["signup"], side="right")
     n_sent = sends.size - j0
     e_own = np.repeat(np.arange(n, dtype=np.int32), n_sent)
-    offs = np.repeat(np.cumsum(n_sent) - n_sent, n_sent)
-    e_t = sends[j0[e_own] + (np.arange(e_own.size) - offs)]
-    add(e_own, e_t, SENT)
-    opened = (e_t < p["died"][e_own]) & (rng.random(e_own.size) < p["p_open"][e_own])
+    idx = np.arange(e_own.size, dtype=np.int64)
+    idx -= np.repeat(np.cumsum(n_sent) - n_sent, n_sent)
+    idx += j0[e_own]
+    e_t = sends[idx]
+    del idx
+    sink.add(e_own, e_t, SENT)
+    opened = rng.random(e_own.size) < p["p_open"][e_own]
+    opened &= e_t < p["died"][e_own]
     op_own, op_sent = e_own[opened], e_t[opened]
+    del e_own, e_t, opened
     op_t = op_sent + rng.uniform(5.0, 20 * 60.0, op_own.size) / 1440
-    add(op_own, op_t, OPEN)
+    sink.add(op_own, op_t, OPEN)
     clicked = rng.random(op_own.size) < p["p_click"][op_own]
-    add(op_own[clicked], op_t[clicked] + rng.uniform(0.5, 60.0, int(clicked.sum())) / 1440, CLICK)
-
-    own = np.concatenate(own_parts)
-    t = np.concatenate(t_parts)
-    typ = np.concatenate(type_parts)
-    keep = (t >= 0) & (t < T)
-    ev = (own[keep], t[keep], typ[keep])
+    sink.add(op_own[clicked], op_t[clicked] + rng.uniform(0.5, 60.0, int(clicked.sum())) / 1440, CLICK)
+    events = sink.frame(id_dtype)
     r_own = np.concatenate([v_own, s_own, op_own])
     r_occ = np.concatenate([v_t, s_v, op_t])
     r_at = np.concatenate([v_t, s_v, op_sent])
-    return ev, (r_own, r_occ, r_at), sends
+    return events, (r_own, r_occ, r_at), sends
 
 
 def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentiment) -> dict[str, pd.DataFrame]:
-    n = ids.size
     customers = pd.DataFrame(
         {
             CUSTOMER_ID: ids,
@@ -445,7 +479,7 @@ def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentimen
     order_frame = pd.DataFrame(
         {
             "order_id": _ids("O", o["own"].size),
-            CUSTOMER_ID: cid[o["own"]] if o["own"].size else pd.Categorical([], categories=ids),
+            CUSTOMER_ID: pd.Categorical.from_codes(o["own"], dtype=cid.dtype),
             "ordered_at": _timestamps(start, o["t"]),
             "amount": np.round(o["amount"], 2),
             "discount_amount": o["discount"],
@@ -454,23 +488,15 @@ def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentimen
             "n_items": o["n_items"].astype(np.int64),
         }
     )
-    own, t, typ = ev
-    events = pd.DataFrame(
-        {
-            CUSTOMER_ID: pd.Categorical.from_codes(own, categories=ids),
-            "occurred_at": _timestamps(start, t),
-            "event_type": pd.Categorical.from_codes(typ, categories=list(EVENT_TYPES)),
-        }
-    )
     reviews = pd.DataFrame(
         {
-            CUSTOMER_ID: pd.Categorical.from_codes(r_own, categories=ids),
+            CUSTOMER_ID: pd.Categorical.from_codes(r_own, dtype=cid.dtype),
             "created_at": _timestamps(start, r_t),
             "rating": rating,
             "sentiment": sentiment,
         }
     )
-    tables = {"customers": customers, "orders": order_frame, "events": events, "reviews": reviews}
+    tables = {"customers": customers, "orders": order_frame, "events": ev, "reviews": reviews}
     if len(offers["own"]):
         tables["offers"] = pd.DataFrame(
             {
@@ -482,7 +508,6 @@ def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentimen
                 "revenue": np.round(offers["revenue"], 2),
             }
         )
-    del n
     return tables
 
 

@@ -55,7 +55,7 @@ def test_written_files_load_and_validate(tmp_path):
 
 
 def test_nothing_dated_at_or_after_end(demo, tables):
-    start = demo.end - pd.Timedelta(days=730)
+    start = demo.start
     for frame, col in ((tables.orders, "ordered_at"), (tables.events, "occurred_at"), (tables.reviews, "created_at")):
         assert frame[col].max() < demo.end
         assert frame[col].min() >= start
@@ -100,4 +100,4 @@ def test_oracle_uses_every_offer_and_none(demo):
     share = oracle_policy(demo.truth_offers, CATALOG).value_counts(normalize=True)
     assert share.get("none", 0) >= 0.10
     for offer in CATALOG.names:
-        assert share.get(offer, 0) >= 0.05, offer
+        assert share.get(offer, 0) >= 0.08, offer
