@@ -1,0 +1,125 @@
+"""Multi-treatment uplift learners on LightGBM: P(convert | x, arm) for 'none' and every offer.
+
+Arms are integer codes, 0 = no offer. Each learner ends as a list of LightGBM
+boosters and a spec saying how they add up to each arm's probability, the
+form ``serving.offer_predictor`` scores, so training and serving share one path.
+
+- S-learner: one classifier on the features plus the arm.
+- T-learner: one classifier per arm.
+- X-learner: T-learner outcomes, then per offer two effect regressors on
+  imputed effects (treated: y - mu0(x); control: mu_k(x) - y), blended by the
+  share of rows that got the offer (Kuenzel et al. 2019).
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from serving.offer_predictor import ARM_COLUMN, predict_arm_proba
+
+LEARNERS = ("s", "t", "x")
+DEFAULT_PARAMS = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 100,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+}
+
+
+class UpliftLearner:
+    """Base: ``fit(X, arm, y)`` sets ``boosters_`` and ``terms_``; ``predict_proba(X)`` scores every arm."""
+
+    kind = ""
+
+    def __init__(self, n_arms: int, params: dict | None = None, random_state: int = 0, n_jobs: int = 2):
+        self.n_arms = n_arms
+        self.params = params
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def _lgbm(self, estimator, **extra):
+        params = {**DEFAULT_PARAMS, **(self.params or {}), **extra}
+        return estimator(**params, random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1)
+
+    def _classifier(self, X: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
+        if len(np.unique(y)) < 2:  # an arm where nobody (or everybody) converted
+            raise ValueError(f"{self.kind}-learner: an arm has only one outcome class; cannot fit")
+        return self._lgbm(lgb.LGBMClassifier).fit(X, y).booster_
+
+    def _regressor(self, X: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
+        return self._lgbm(lgb.LGBMRegressor).fit(X, y).booster_
+
+    def _check(self, arm: np.ndarray) -> None:
+        counts = np.bincount(arm, minlength=self.n_arms)
+        if (counts == 0).any():
+            raise ValueError(f"every arm needs training rows; rows per arm: {counts.tolist()}")
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return predict_arm_proba(self.boosters_, self.spec_, X)
+
+    @property
+    def spec_(self) -> dict:
+        return {"arms": list(range(self.n_arms)), "terms": dict(enumerate(self.terms_))}
+
+
+class SLearner(UpliftLearner):
+    kind = "s"
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> SLearner:
+        self._check(arm)
+        clf = self._lgbm(lgb.LGBMClassifier)
+        clf.fit(X.assign(**{ARM_COLUMN: arm}), y, categorical_feature=[ARM_COLUMN])
+        self.boosters_ = [clf.booster_]
+        self.terms_ = [[{"booster": 0, "weight": 1.0, "arm_code": a}] for a in range(self.n_arms)]
+        return self
+
+
+class TLearner(UpliftLearner):
+    kind = "t"
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> TLearner:
+        self._check(arm)
+        self.boosters_ = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
+        self.terms_ = [[{"booster": a, "weight": 1.0, "arm_code": None}] for a in range(self.n_arms)]
+        return self
+
+
+class XLearner(UpliftLearner):
+    kind = "x"
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> XLearner:
+        self._check(arm)
+        outcome = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
+        boosters = list(outcome)
+        control = arm == 0
+        mu0_treated = {a: outcome[0].predict(X[arm == a]) for a in range(1, self.n_arms)}
+        terms = [[{"booster": 0, "weight": 1.0, "arm_code": None}]]
+        for a in range(1, self.n_arms):
+            treated = arm == a
+            share = treated.sum() / (treated.sum() + control.sum())
+            tau_treated = self._regressor(X[treated], y[treated] - mu0_treated[a])
+            tau_control = self._regressor(X[control], outcome[a].predict(X[control]) - y[control])
+            boosters += [tau_treated, tau_control]
+            terms.append(
+                [
+                    {"booster": 0, "weight": 1.0, "arm_code": None},
+                    # weight each effect model by the other group's share (the X-learner's g)
+                    {"booster": len(boosters) - 2, "weight": float(1 - share), "arm_code": None},
+                    {"booster": len(boosters) - 1, "weight": float(share), "arm_code": None},
+                ]
+            )
+        self.boosters_, self.terms_ = boosters, terms
+        return self
+
+
+def make_learner(kind: str, n_arms: int, params: dict | None = None, random_state: int = 0, n_jobs: int = 2):
+    classes = {"s": SLearner, "t": TLearner, "x": XLearner}
+    if kind not in classes:
+        raise ValueError(f"unknown uplift learner {kind!r}; expected one of {LEARNERS}")
+    return classes[kind](n_arms, params=params, random_state=random_state, n_jobs=n_jobs)
