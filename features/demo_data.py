@@ -291,9 +291,10 @@ def generate(
 
     # truth
     reveal_own = np.concatenate([all_own, reveal[0]])
-    reveal_occ = np.concatenate([all_t, reveal[1]])
-    reveal_at = np.concatenate([all_t, reveal[2]])
-    truth = _Truth(p, season, T, reveal_own, reveal_occ, reveal_at, all_own, all_t, offers, offer_effect_scale)
+    reveal_at = np.concatenate([all_t, reveal[1]])
+    del reveal
+    truth = _Truth(p, season, T, reveal_own, reveal_at, all_own, all_t, offers, offer_effect_scale)
+    del reveal_own, reveal_at
     truth.set_sends(sends)
     cutoffs = truth_cutoffs_days(T, horizon_days)
     truth_churn = truth.churn(cutoffs, horizon_days, ids, start)
@@ -410,7 +411,7 @@ class _EventSink:
 
 
 def _events(rng, p, lo, hi, T, o_own, o_t, season, start, id_dtype):
-    """Visits, page views, carts, e-mails: (events frame, revealing records (own, occurred, alive at), send days)."""
+    """Visits, page views, carts, e-mails: (events frame, alive-revealing records (own, alive at), send days)."""
     n = lo.size
     sink = _EventSink(start, T)
     V, PV, CART, SENT, OPEN, CLICK = range(6)
@@ -455,9 +456,8 @@ def _events(rng, p, lo, hi, T, o_own, o_t, season, start, id_dtype):
     sink.add(op_own[clicked], op_t[clicked] + rng.uniform(0.5, 60.0, int(clicked.sum())) / 1440, CLICK)
     events = sink.frame(id_dtype)
     r_own = np.concatenate([v_own, s_own, op_own])
-    r_occ = np.concatenate([v_t, s_v, op_t])
     r_at = np.concatenate([v_t, s_v, op_sent])
-    return events, (r_own, r_occ, r_at), sends
+    return events, (r_own, r_at), sends
 
 
 def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentiment) -> dict[str, pd.DataFrame]:
@@ -550,17 +550,16 @@ class _Truth:
     sent at midnight, so their likelihood factors switch on exactly at grid knots.
     """
 
-    def __init__(self, p, season, T, r_own, r_occ, r_at, o_own, o_t, offers, scale):
+    def __init__(self, p, season, T, r_own, r_at, o_own, o_t, offers, scale):
         self.p, self.season, self.T, self.scale = p, season, T, scale
         n = p["signup"].size
-        occ = np.floor(r_occ * SECONDS_PER_DAY).astype(np.int64)
-        at = np.floor(r_at * SECONDS_PER_DAY).astype(np.int64)
-        key = (r_own.astype(np.int64) << 32) | occ
-        srt = np.argsort(key)
-        self.rkey = key[srt]
-        # running max of "known alive at" within each customer (the customer bits dominate)
-        self.rmax = np.maximum.accumulate((r_own[srt].astype(np.int64) << 32) | at[srt]) & 0xFFFFFFFF
-        del key, srt
+        # (customer, second known alive) sorted: the last key below (customer, cutoff) is the last
+        # alive-revealing moment.  Keying on "alive at" rather than "seen at" is exact here because
+        # every cutoff is a midnight and an e-mail open (alive at its send) lands on its send day.
+        key = np.floor(r_at * SECONDS_PER_DAY).astype(np.int64)
+        key |= r_own.astype(np.int64) << 32
+        key.sort()
+        self.rkey = key
         okey = (o_own.astype(np.int64) << 32) | np.floor(o_t * SECONDS_PER_DAY).astype(np.int64)
         self.okey = np.sort(okey)
         self.ecnt_le = None  # set by set_sends
@@ -591,10 +590,10 @@ class _Truth:
     def last_alive(self, cust: np.ndarray, c: np.ndarray):
         """Latest time (days) known alive from data strictly before c; NaN when nothing is visible."""
         q = (cust.astype(np.int64) << 32) | (c * SECONDS_PER_DAY).astype(np.int64)
-        pos = np.searchsorted(self.rkey, q, side="left") - 1
-        posc = np.maximum(pos, 0)
-        ok = (pos >= 0) & ((self.rkey[posc] >> 32) == cust)
-        return np.where(ok, self.rmax[posc] / SECONDS_PER_DAY, np.nan)
+        pos = np.maximum(np.searchsorted(self.rkey, q, side="left") - 1, 0)
+        hit = self.rkey[pos] if self.rkey.size else np.zeros(cust.size, np.int64)
+        ok = (hit >> 32) == cust
+        return np.where(ok, (hit & 0xFFFFFFFF) / SECONDS_PER_DAY, np.nan)
 
     def n_orders_before(self, cust: np.ndarray, c: float) -> np.ndarray:
         base = cust.astype(np.int64) << 32
@@ -613,30 +612,40 @@ class _Truth:
             i = j
 
     def p_alive(self, cust, c, a, pi0):
-        """P(alive at c | alive at a (w.p. pi0), no alive-revealing activity in (a, c))."""
+        """P(alive at c | alive at a (w.p. pi0), no alive-revealing activity in (a, c)).
+
+        = S / (S + integral over death times u in (a, c) of mu e^{-mu (u-a)} L(u)), with L the
+        likelihood of silence: Poisson orders and visits, unopened e-mails, unanswered offers.
+        """
         season, out = self.season, np.empty(cust.size)
         fa_all = np.floor(a).astype(np.int64)
+        last_day = season.n_days - 1
         for rows, J in self._chunks(c.astype(np.int64) - fa_all):
             cu, cc, aa, fa = cust[rows], c[rows].astype(np.int64), a[rows], fa_all[rows]
-            mu, rho, lq = self.p["hazard"][cu][:, None], self.rho[cu][:, None], self.lq[cu][:, None]
-            j = np.arange(J)[None, :]
-            day = fa[:, None] + j
-            mask = day < cc[:, None]
-            dayc = np.minimum(day, season.n_days - 1)
-            first = j == 0
-            u = np.where(first, aa[:, None], day.astype(np.float64))
-            length = np.where(first, (fa + 1 - aa)[:, None], 1.0)
-            Ca = season.cum(aa)[:, None]
-            Cu = np.where(first, Ca, season.C[dayc])
-            ne = np.where(first, 0, self.ecnt_le[dayc] - self.ecnt_le[fa][:, None])
-            logf = ne * lq + self._offer_cum(cu, aa, cc, fa, J)
-            s = season.s[dayc]
-            k = mu + rho * s
-            term = mu * np.exp(-mu * (u - aa[:, None]) - rho * (Cu - Ca) + logf) * (-np.expm1(-k * length)) / k
-            integral = np.where(mask, term, 0.0).sum(axis=1)
-            ne_c = self.ecnt_le[cc - 1] - self.ecnt_le[fa]
-            off_c = self._offer_total(cu, aa, cc)
-            logS = -mu[:, 0] * (cc - aa) - rho[:, 0] * (season.C[cc] - Ca[:, 0]) + ne_c * lq[:, 0] + off_c
+            mu, rho, lq = self.p["hazard"][cu], self.rho[cu], self.lq[cu]
+            Ca, Ea = season.cum(aa), self.ecnt_le[fa]
+            day = fa[:, None] + np.arange(J)[None, :]
+            beyond = day >= cc[:, None]
+            np.minimum(day, last_day, out=day)
+            s, Cu, E = season.s[day], season.C[day], self.ecnt_le[day].astype(np.float64)
+            u = day.astype(np.float64)
+            u[:, 0], Cu[:, 0], E[:, 0] = aa, Ca, Ea  # the first interval starts at a, not midnight
+            # log of mu e^{-mu (u-a)} L(u) at each interval start, then closed form within the day
+            expo = u * -mu[:, None]
+            expo -= rho[:, None] * Cu
+            expo += E * lq[:, None]
+            expo += (mu * aa + rho * Ca - Ea * lq + np.log(mu))[:, None]
+            self._add_offer_steps(expo, cu, aa, cc, fa)
+            expo[beyond] = -np.inf
+            k = rho[:, None] * s
+            k += mu[:, None]
+            width = np.ones(J)[None, :]
+            g = -np.expm1(-k * np.where(np.arange(J) == 0, (fa + 1 - aa)[:, None], width))
+            g /= k
+            np.exp(expo, out=expo)
+            integral = np.einsum("ij,ij->i", expo, g)
+            ne_c = self.ecnt_le[cc - 1] - Ea
+            logS = -mu * (cc - aa) - rho * (season.C[cc] - Ca) + ne_c * lq + self._offer_total(cu, aa, cc)
             S = np.exp(logS)
             pi = pi0[rows]
             out[rows] = pi * S / (pi * (S + integral) + (1.0 - pi))
@@ -650,12 +659,15 @@ class _Truth:
         keep = (s > aa[rr]) & (s < cc[rr])
         return rr[keep], s[keep], self.resp_logf[idx][keep]
 
-    def _offer_cum(self, cu, aa, cc, fa, J):
-        incr = np.zeros((cu.size, J))
+    def _add_offer_steps(self, expo, cu, aa, cc, fa):
+        """Add log(1 - tau) from each unanswered responsive send in (a, c) onwards, only on rows that have one."""
         rr, s, logf = self._offer_rows(cu, aa, cc)
-        if rr.size:
-            np.add.at(incr, (rr, s - fa[rr]), logf)
-        return np.cumsum(incr, axis=1)
+        if not rr.size:
+            return
+        hit, local = np.unique(rr, return_inverse=True)
+        incr = np.zeros((hit.size, expo.shape[1]))
+        np.add.at(incr, (local, s - fa[rr]), logf)
+        expo[hit] += np.cumsum(incr, axis=1)
 
     def _offer_total(self, cu, aa, cc):
         rr, _, logf = self._offer_rows(cu, aa, cc)
@@ -668,14 +680,19 @@ class _Truth:
         j = np.arange(h)[None, :]
         for i in range(0, cust.size, step):
             cu, cc = cust[i : i + step], c[i : i + step].astype(np.int64)
-            mu, beta = self.p["hazard"][cu][:, None], self.p["base_rate"][cu][:, None]
+            mu, beta = self.p["hazard"][cu], self.p["base_rate"][cu]
             day = cc[:, None] + j
-            s = season.s[day]
-            Cj = season.C[day] - season.C[cc][:, None]
-            k = mu + beta * s
-            term = mu * np.exp(-mu * j - beta * Cj) * (-np.expm1(-k)) / k
-            tail = np.exp(-mu[:, 0] * h - beta[:, 0] * (season.C[cc + h] - season.C[cc]))
-            out[i : i + step] = term.sum(axis=1) + tail
+            s, Cd = season.s[day], season.C[day]
+            k = beta[:, None] * s
+            k += mu[:, None]
+            g = -np.expm1(-k)
+            g /= k
+            expo = Cd * -beta[:, None]
+            expo -= mu[:, None] * j
+            expo += (beta * season.C[cc] + np.log(mu))[:, None]
+            np.exp(expo, out=expo)
+            tail = np.exp(-mu * h - beta * (season.C[cc + h] - season.C[cc]))
+            out[i : i + step] = np.einsum("ij,ij->i", expo, g) + tail
         return out
 
     def churn(self, cutoffs, horizon_days, ids, start) -> pd.DataFrame:
