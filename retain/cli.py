@@ -182,6 +182,7 @@ def train_churn_cmd(
             horizon_days=features_cfg.horizon_days,
             spacing_days=cfg.spacing_days,
             n_train=cfg.train_cutoffs,
+            n_valid=cfg.valid_cutoffs,
             test_cutoff=test_cutoff or cfg.test_cutoff,
         )
         if features_in is not None:
@@ -207,3 +208,128 @@ def train_churn_cmd(
     if result.decision is not None:
         typer.echo(f"champion gate: {'promoted' if result.decision.promoted else 'kept'} ({result.decision.reason})")
     typer.echo(f"model card: {out / 'model_card.md'}")
+
+
+@app.command("train-offers")
+@fail_on_contract_errors
+def train_offers_cmd(
+    data: Path = DataDir,
+    configs: Path = Configs,
+    out: Path = typer.Option(Path("models/offers"), help="folder for the model, metrics.json, tables and Qini plot"),
+    trials: int = typer.Option(None, min=0, help="Optuna trials (default: trials in offer_model.yaml; 0 = no tuning)"),
+    learners: str = typer.Option(None, help="comma-separated uplift learners to try, e.g. s,t,x (default: config)"),
+    max_offers: int = typer.Option(None, min=0, help="budget: send at most this many offers (default: config)"),
+    max_cost: float = typer.Option(None, min=0, help="budget: at most this expected total cost (default: config)"),
+    truth: Path = typer.Option(
+        None, help="known truth per send (demo data's truth/offers.parquet): adds true profit and the oracle"
+    ),
+    track: bool = typer.Option(True, help="log to MLflow, register the model and run the champion gate"),
+) -> None:
+    """Train the next-best-offer model on the offers log, choose a policy by off-policy value, register it."""
+    import pandas as pd
+
+    from features.sources import load_tables
+    from training.offers import OfferModelConfig, train_offers
+
+    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
+    cfg = load_config(OfferModelConfig, configs / "offer_model.yaml")
+    updates = {"trials": trials, "max_offers": max_offers, "max_cost": max_cost}
+    updates = {k: v for k, v in updates.items() if v is not None}
+    if learners:
+        updates["learners"] = tuple(x.strip() for x in learners.split(","))
+    cfg = OfferModelConfig.model_validate({**cfg.model_dump(), **updates})
+    catalog = load_config(OfferCatalog, configs / "offers.yaml")
+    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    known = pd.read_parquet(truth) if truth is not None else None
+    result = train_offers(
+        tables, catalog=catalog, config=cfg, features_config=features_cfg, truth=known, out_dir=out, track=track
+    )
+    shipped = result.policies.loc["shipped"]
+    typer.echo(result.learners[["dr_gain", "dr_gain_se"]].to_string())
+    typer.echo(f"learner {result.learner}: {result.fallback.reason}")
+    typer.echo(f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing")
+    if result.promoted is not None:
+        typer.echo(f"run {result.run_id}: champion gate {'promoted' if result.promoted else 'kept the champion'}")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("score")
+@fail_on_contract_errors
+def score_cmd(
+    as_of: str = typer.Option(..., "--as-of", help="score as of this instant; only rows strictly before it (required)"),
+    data: Path = DataDir,
+    out: Path = typer.Option(Path("outputs/scores.parquet"), help="file to write (Parquet, or CSV with --csv)"),
+    csv: bool = typer.Option(False, "--csv", help="write CSV instead of Parquet"),
+    reasons: bool = typer.Option(False, help="add the top 3 churn reasons per customer (slower, see docs)"),
+    chunk_size: int = typer.Option(None, min=1, help="customers per chunk (default: batch.chunk_size in serving.yaml)"),
+    store: Path = typer.Option(None, help="feature snapshot to refresh (default: store in serving.yaml)"),
+    no_store: bool = typer.Option(False, "--no-store", help="do not refresh the service's feature snapshot"),
+    track: bool = typer.Option(True, help="log the run (counts, score distribution) to MLflow"),
+    configs: Path = Configs,
+) -> None:
+    """Score every customer as of a date (churn, risk band, lifecycle stage, offer) into one file."""
+    from analytics.config import AnalyticsConfig
+    from features.sources import load_tables
+    from serving.batch import run_batch
+    from serving.config import ServingConfig
+    from serving.models import ModelError, load_models
+
+    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
+    catalog = load_config(OfferCatalog, configs / "offers.yaml")
+    serving_cfg = load_config(ServingConfig, configs / "serving.yaml")
+    lifecycle_cfg = load_config(AnalyticsConfig, configs / "analytics.yaml").lifecycle
+    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    try:
+        models = load_models(serving_cfg)
+        result = run_batch(
+            tables,
+            as_of=as_of,
+            models=models,
+            config=serving_cfg,
+            features=features_cfg,
+            lifecycle_config=lifecycle_cfg,
+            out=out,
+            fmt="csv" if csv else "parquet",
+            reasons=reasons,
+            chunk_size=chunk_size,
+            store=None if no_store else (store or serving_cfg.store_path),
+            track=track,
+        )
+    except ModelError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
+    rate = result.customers / max(result.seconds, 1e-9)
+    typer.echo(f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)")
+    if result.store is not None:
+        typer.echo(f"refreshed the feature snapshot {result.store}")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 to accept outside connections"),
+    port: int = typer.Option(3000, min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(None, min=1, help="worker processes (default: workers in serving.yaml)"),
+    configs: Path = Configs,
+    check: bool = typer.Option(True, help="load the champions and snapshot first; exit 2 with a message if unusable"),
+) -> None:
+    """Start the scoring service (BentoML) on HOST:PORT; see serving/service.py for the endpoints."""
+    import os
+    import subprocess
+
+    from features.config import ROOT
+    from serving.config import ServingConfig
+    from serving.models import ModelError, load_models
+    from serving.store import SQLiteStore, StoreError
+
+    cfg = load_config(ServingConfig, configs / "serving.yaml")
+    if check:
+        try:
+            load_models(cfg).check_features(SQLiteStore(cfg.store_path).columns, source=str(cfg.store_path))
+        except (ModelError, StoreError) as exc:
+            typer.secho(f"error: refusing to start: {exc}", fg="red", err=True)
+            sys.exit(2)
+    env = {**os.environ, "RETAIN_CONFIGS": str(configs.resolve())}
+    if workers is not None:
+        env["RETAIN_WORKERS"] = str(workers)
+    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:Retain", "--host", host, "--port", str(port)]
+    sys.exit(subprocess.call(cmd, cwd=ROOT, env=env))

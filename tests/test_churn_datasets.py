@@ -26,10 +26,11 @@ def test_cutoffs_keep_a_horizon_between_splits(tables):
     h = pd.Timedelta(days=HORIZON)
     _, end = data_span(tables)
     assert plan.test + h <= end
-    assert plan.valid + h <= plan.test
-    assert max(plan.train) + h <= plan.valid
-    assert list(plan.train) == sorted(plan.train) and len(plan.train) == 4
-    assert max(plan.refit) + h <= plan.test  # the final model is calibrated on the test slice, never trained on it
+    assert max(plan.valid) + h <= plan.test
+    assert max(plan.train) + h <= min(plan.valid)
+    assert list(plan.train) == sorted(plan.train) and len(plan.train) == 4 and len(plan.valid) == 3
+    # the scoring model: refit up to a horizon before its calibration slice, which ends at the test cutoff
+    assert max(plan.refit) + h <= min(plan.recalibrate) and max(plan.recalibrate) == plan.test
     assert set(plan.train) <= set(plan.refit)
 
 
@@ -53,7 +54,7 @@ def _truncate(tables, at: pd.Timestamp):
 def test_panel_features_ignore_everything_after_each_cutoff(tables):
     """The leak test: erase the future after the test cutoff; no feature at any cutoff may change."""
     plan = plan_cutoffs(tables, horizon_days=HORIZON, spacing_days=30, n_train=2)
-    plan = dataclasses.replace(plan, refit=plan.train)
+    plan = dataclasses.replace(plan, refit=plan.train, recalibrate=(plan.test,))
     full = build_panel(tables, plan, config=FeaturesConfig())
     past = build_panel(_truncate(tables, plan.test), plan, config=FeaturesConfig())
     # the past-only tables know only the customers who ordered before the test cutoff: same population
@@ -68,7 +69,7 @@ def test_panel_features_ignore_everything_after_each_cutoff(tables):
 
 def test_minimum_data_check_names_counts_and_thresholds(tables):
     plan = plan_cutoffs(tables, horizon_days=HORIZON, spacing_days=30, n_train=1)
-    panel = build_panel(tables, dataclasses.replace(plan, refit=()), config=FeaturesConfig())
+    panel = build_panel(tables, dataclasses.replace(plan, refit=(), recalibrate=()), config=FeaturesConfig())
     train, test = rows_at(panel, plan.train), rows_at(panel, plan.test)
     with pytest.raises(InsufficientData, match=r"customers at the test cutoff \(need >= 1,000,000\)"):
         check_minimum(train, test, MinimumData(customers=1_000_000, churners=10))

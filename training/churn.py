@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
+from features.contract import CUSTOMER_ID
 from training.config import ChurnConfig, LgbmParams, MinimumData
 from training.datasets import Rows
 
@@ -84,8 +85,10 @@ def calibrate(clf: lgb.LGBMClassifier, rows: Rows, method: str) -> CalibratedCla
 
 
 def split_rows(rows: Rows, share: float, seed: int) -> tuple[Rows, Rows]:
-    """Split one time slice by customer into early-stopping and calibration halves."""
-    pick = np.random.default_rng(seed).random(len(rows)) < share
+    """Split a time slice by customer (all of a customer's cutoffs on one side): early stopping vs calibration."""
+    ids = rows.keys[CUSTOMER_ID].unique()
+    chosen = ids[np.random.default_rng(seed).random(len(ids)) < share]
+    pick = rows.keys[CUSTOMER_ID].isin(chosen).to_numpy()
     return _subset(rows, pick), _subset(rows, ~pick)
 
 
@@ -113,7 +116,7 @@ def fit_churn_model(train: Rows, valid: Rows, params: LgbmParams, config: ChurnC
 
 
 def refit_for_scoring(refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig) -> FittedChurn:
-    """The registered model: a fixed number of rounds on all earlier cutoffs, calibrated on the latest slice."""
+    """The registered model: the early-stopped number of rounds on every earlier cutoff, calibrated on the latest."""
     booster = classifier(params, n_estimators=rounds, seed=config.seed).fit(refit.X, refit.y)
     method = calibration_method(len(latest), config)
     return FittedChurn(calibrate(booster, latest, method), booster, method, rounds)

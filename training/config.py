@@ -52,7 +52,8 @@ class ChurnConfig(Frozen):
     model_name: str = "retain-churn"
     experiment: str = "retain-churn"
     spacing_days: int = Field(30, gt=0, description="days between consecutive cutoffs")
-    train_cutoffs: int = Field(6, ge=1, description="rolling cutoffs that give training rows")
+    train_cutoffs: int = Field(8, ge=1, description="rolling cutoffs that give training rows")
+    valid_cutoffs: int = Field(3, ge=1, description="consecutive cutoffs pooled for early stopping and calibration")
     test_cutoff: dt.date | None = Field(None, description="None = the last cutoff whose label window is complete")
     calibration: str = Field("auto", pattern="^(auto|isotonic|sigmoid)$")
     isotonic_min_rows: int = Field(5000, ge=1, description="auto: isotonic from this many calibration rows, else Platt")

@@ -1,9 +1,12 @@
 """Rolling cutoffs and time-based splits: the only place that decides which rows train, validate and test.
 
-Cutoffs lie on a grid ``test - k * spacing``. Validation is at least one horizon
-before the test cutoff and the last training cutoff at least one horizon before
-validation, so every training label window closes before validation begins and
-every validation label window closes before the test cutoff.
+Cutoffs lie on a grid ``test - k * spacing``. The validation slice is a few
+consecutive cutoffs (pooled, so one season's quirks do not set the calibration),
+the first at least one horizon after the last training cutoff and the last at
+least one horizon before the test cutoff: every training label window closes
+before validation begins and every validation label window before the test.
+The scoring model repeats the recipe shifted forward so its calibration slice
+ends at the test cutoff, the most recent complete labels.
 """
 
 from __future__ import annotations
@@ -26,25 +29,29 @@ DAY = pd.Timedelta(days=1)
 
 @dataclass(frozen=True)
 class CutoffPlan:
-    """Which cutoffs give training, validation (early stopping + calibration), test and final-refit rows."""
+    """Cutoffs of the evaluation model (train, valid, test) and of the scoring model (refit, recalibrate)."""
 
     train: tuple[pd.Timestamp, ...]
-    valid: pd.Timestamp
+    valid: tuple[pd.Timestamp, ...]
     test: pd.Timestamp
     refit: tuple[pd.Timestamp, ...]
+    recalibrate: tuple[pd.Timestamp, ...]
     horizon_days: int
 
     @property
     def all(self) -> tuple[pd.Timestamp, ...]:
-        return tuple(sorted({*self.train, self.valid, self.test, *self.refit}))
+        return tuple(sorted({*self.train, *self.valid, self.test, *self.refit, *self.recalibrate}))
 
     def describe(self) -> dict[str, str]:
-        day = "%Y-%m-%d"
+        def days(cutoffs) -> str:
+            return ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
+
         return {
-            "train_cutoffs": ",".join(c.strftime(day) for c in self.train),
-            "valid_cutoff": self.valid.strftime(day),
-            "test_cutoff": self.test.strftime(day),
-            "refit_cutoffs": ",".join(c.strftime(day) for c in self.refit),
+            "train_cutoffs": days(self.train),
+            "valid_cutoffs": days(self.valid),
+            "test_cutoff": f"{self.test:%Y-%m-%d}",
+            "refit_cutoffs": days(self.refit),
+            "recalibrate_cutoffs": days(self.recalibrate),
             "horizon_days": str(self.horizon_days),
         }
 
@@ -61,7 +68,9 @@ def data_span(tables: Tables) -> tuple[pd.Timestamp, pd.Timestamp]:
     return at.min().normalize(), at.max().normalize() + DAY
 
 
-def plan_cutoffs(tables: Tables, *, horizon_days: int, spacing_days: int, n_train: int, test_cutoff=None) -> CutoffPlan:
+def plan_cutoffs(
+    tables: Tables, *, horizon_days: int, spacing_days: int, n_train: int, n_valid: int = 3, test_cutoff=None
+) -> CutoffPlan:
     """Place the cutoffs; the test cutoff defaults to the last one whose label window is complete."""
     first, end = data_span(tables)
     horizon = pd.Timedelta(days=horizon_days)
@@ -73,18 +82,20 @@ def plan_cutoffs(tables: Tables, *, horizon_days: int, spacing_days: int, n_trai
         )
     step = pd.Timedelta(days=spacing_days)
     gap = math.ceil(horizon_days / spacing_days) * step  # the smallest grid gap >= horizon
-    valid = test - gap
-    last_train = valid - gap
+    recalibrate = tuple(test - k * step for k in range(n_valid))[::-1]
+    valid = tuple(c - gap for c in recalibrate)
+    last_train = valid[0] - gap
     earliest = first + step  # at least one spacing of history before any cutoff
     train = tuple(c for c in (last_train - k * step for k in range(n_train)) if c >= earliest)[::-1]
     if not train:
+        need = (2 * gap + (n_valid - 1) * step + gap + step).days
         raise NotEnoughHistory(
-            f"orders span {first:%Y-%m-%d}..{end - DAY:%Y-%m-%d}; with a {horizon_days}-day horizon the last "
-            f"training cutoff would be {last_train:%Y-%m-%d}, before the first usable cutoff {earliest:%Y-%m-%d}. "
-            f"Need at least {(3 * gap + step).days} days of orders"
+            f"orders span {first:%Y-%m-%d}..{end - DAY:%Y-%m-%d}; with a {horizon_days}-day horizon and "
+            f"{n_valid} validation cutoffs the last training cutoff would be {last_train:%Y-%m-%d}, before the "
+            f"first usable cutoff {earliest:%Y-%m-%d}. Need at least {need} days of orders"
         )
-    refit = tuple(c for c in pd.date_range(train[0], valid, freq=step) if c <= valid)
-    return CutoffPlan(train=train, valid=valid, test=test, refit=refit, horizon_days=horizon_days)
+    refit = tuple(pd.date_range(train[0], recalibrate[0] - gap, freq=step))
+    return CutoffPlan(train, valid, test, refit, recalibrate, horizon_days)
 
 
 def build_panel(tables: Tables, plan: CutoffPlan, *, config: FeaturesConfig, progress: bool = False) -> pd.DataFrame:

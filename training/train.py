@@ -120,7 +120,9 @@ def train_churn(
 
         out_dir.mkdir(parents=True, exist_ok=True)
         drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
-        final = refit_for_scoring(rows_at(panel, plan.refit), test, params, fitted.rounds, config)
+        final = refit_for_scoring(
+            rows_at(panel, plan.refit), rows_at(panel, plan.recalibrate), params, fitted.rounds, config
+        )
         decision = None
         model_uri = log_model(final.model, test.X)
         if register_model:
