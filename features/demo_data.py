@@ -23,9 +23,17 @@ The process (times are float days since the window start, the data window is
   opens or clicks (the weekly Tuesday newsletter is still sent);
 * orders, visits, opens and clicks are what reveal that a customer is alive;
 * campaigns every 6 weeks send a random arm to a random 30 % of customers; a
-  responsive, alive customer with no natural order in the 14-day window places an
-  induced order with probability ``tau * offer_effect_scale``.  Campaign windows
-  end before the first churn-truth cutoff, so they never touch a label window.
+  responsive customer, alive at the send and with no natural order in the 14-day
+  window, places an induced order (within 2 days, before dying) with probability
+  ``tau * offer_effect_scale``, so P(convert | offer) = p_nat + (1 - p_nat) * tau * alive.
+  Campaign windows end before the first churn-truth cutoff, so they never touch a
+  label window; earlier unanswered offers enter the churn truth as evidence.
+
+Segments (latent, written to ``truth/``): sure things (high engagement, buy anyway),
+free-shipping persuadables (visible as a high free-shipping share of past orders),
+discount persuadables (visible as a high discount share, rarer and cheaper orders)
+and lost causes.  Effect sizes are set so that, with ``configs/offers.yaml``, the
+oracle (:func:`oracle_policy`) picks each offer for >10 % of sends and "none" for most.
 
 Everything is vectorized numpy driven by one ``numpy.random.Generator``; the only
 Python loops run over campaigns, cutoffs and fixed-size chunks, never customers.
@@ -288,6 +296,9 @@ def generate(
 
     tables = _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentiment)
     tables["interests"] = _interests(rng, p, ids)
+    tables = {
+        name: frame for name, frame in tables.items() if name == "customers" or len(frame)
+    }  # the contract refuses empty tables
 
     # truth
     reveal_own = np.concatenate([all_own, reveal[0]])

@@ -101,3 +101,19 @@ def test_oracle_uses_every_offer_and_none(demo):
     assert share.get("none", 0) >= 0.10
     for offer in CATALOG.names:
         assert share.get(offer, 0) >= 0.08, offer
+
+
+def test_generate_demo_command_writes_loadable_data(tmp_path):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    result = CliRunner().invoke(app, ["generate-demo", "--out", str(tmp_path), "--customers", "300", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert len(load_tables(tmp_path, offers=CATALOG.names).customers) == 300
+    assert len(pd.read_parquet(tmp_path / "truth" / "churn.parquet")) > 0
+
+
+def test_tiny_shops_still_pass_the_contract():
+    for n, days in ((1, 730), (40, 60)):
+        check_tables(generate(n, days=days, seed=1).tables, offers=CATALOG.names)
