@@ -247,7 +247,9 @@ def train_offers_cmd(
     shipped = result.policies.loc["shipped"]
     typer.echo(result.learners[["dr_gain", "dr_gain_se"]].to_string())
     typer.echo(f"learner {result.learner}: {result.fallback.reason}")
-    typer.echo(f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing")
+    typer.echo(
+        f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing"
+    )
     if result.promoted is not None:
         typer.echo(f"run {result.run_id}: champion gate {'promoted' if result.promoted else 'kept the champion'}")
     typer.echo(f"wrote {out}")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
 from tests.offers_synthetic import offer_log
-from training.offers import ROW, OfferModelConfig, offer_training_rows, split_by_time, train_offers
+from training.offers import (
+    ROW,
+    OfferModelConfig,
+    logged_propensity,
+    offer_training_rows,
+    split_by_time,
+    train_offers,
+)
 from training.uplift import make_learner
 
 pytestmark = pytest.mark.slow
@@ -79,3 +89,20 @@ def test_offers_costlier_than_any_gain_are_never_sent():
     )
     result = train_offers(tables, catalog=costly, config=FAST, truth=truth, out_dir=None, track=False)
     assert (result.heldout["learned"] == 0).all() and (result.heldout["shipped"] == 0).all()
+
+
+def test_a_log_that_is_not_randomised_is_flagged_and_propensities_are_estimated(caplog):
+    tables, _ = offer_log(n_customers=2000, campaigns=2, seed=5)
+    offers = tables.offers.drop(columns="propensity")
+    rich_ids = tables.orders.groupby("customer_id")["amount"].mean().nlargest(500).index
+    rich = offers["customer_id"].isin(rich_ids)
+    offers.loc[rich & (offers["offer"] == "discount_20"), "offer"] = "none"  # the best customers never get it
+    tables = replace(tables, offers=offers)
+    rows = offer_training_rows(tables, catalog=CATALOG)
+    with caplog.at_level(logging.WARNING, logger="training.offers"):
+        propensity, source = logged_propensity(rows, FAST)
+    assert source == "estimated" and "does not look randomised" in caplog.text and "discount_20" in caplog.text
+    high = rows.frame["customer_id"].isin(rich_ids).to_numpy()
+    arm = rows.frame["arm"].to_numpy()
+    # where the discount was never sent, 'none' was sent more often: its estimated propensity is higher there
+    assert propensity[high & (arm == 0)].mean() > propensity[~high & (arm == 0)].mean()

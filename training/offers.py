@@ -409,7 +409,40 @@ def train_offers(
             "metrics": result.metrics,
         }
         write_text_atomic(json.dumps(payload, indent=1, default=float), out / "metrics.json")
+        write_text_atomic(result.policies.to_csv(), out / "policies.csv")
+        write_text_atomic(result.learners.to_csv(), out / "learners.csv")
+        write_text_atomic(model_card(result), out / "model_card.md")
+        plot_uplift(result.curves).savefig(out / "qini.png", dpi=90)
     return result
+
+
+def model_card(result: OfferTrainingResult) -> str:
+    """A short card: what ships and why, how each learner and policy did on the held-out campaigns."""
+    cols = [c for c in ("dr_gain", "dr_gain_se", "ipw_gain", "ipw_gain_se", "true_gain") if c in result.policies]
+    return "\n".join(
+        [
+            "# Next-best-offer model",
+            "",
+            f"- Learner: {result.learner}-learner (best DR value on held-out campaigns {result.holdout['days']})",
+            f"- Decision: {result.fallback.reason}",
+            f"- Rows: {int(result.metrics['rows']):,} sends, {int(result.metrics['heldout_rows']):,} held out",
+            "",
+            "## Policies on held-out campaigns (profit per send vs sending nothing)",
+            "",
+            "```",
+            result.policies[cols].round(4).to_string(),
+            "```",
+            "",
+            "## Learners",
+            "",
+            "```",
+            result.learners[["dr_gain", "dr_gain_se"]].round(4).to_string(),
+            "```",
+            "",
+            "Caveats: values are off-policy estimates from a randomised log; when the log is not randomised",
+            "in some segment the run warns and effects there rest on the outcome model.",
+        ]
+    )
 
 
 def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, truth) -> OfferTrainingResult:
