@@ -1,0 +1,38 @@
+"""Typed serving settings (configs/serving.yaml), loaded once at the edge and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from features.config import ROOT, Frozen
+
+
+class BatchConfig(Frozen):
+    chunk_size: int = Field(100_000, gt=0, description="customers scored and written per chunk")
+
+
+class ServingConfig(Frozen):
+    churn_model: str = Field("retain-churn", description="registered churn model name")
+    offer_model: str | None = Field("retain-offers", description="registered offer model name; optional")
+    alias: str = Field("champion", description="the alias the service and batch load")
+    risk_bands: tuple[float, ...] = Field((0.3, 0.6), description="band edges: low < e0 <= medium < e1 <= high")
+    at_risk_threshold: float = Field(0.5, gt=0, lt=1, description="lifecycle stage at_risk from this probability")
+    max_customers_per_request: int = Field(1000, gt=0, description="larger requests are refused with 413")
+    reasons_top_k: int = Field(3, ge=1, le=20, description="reasons returned per customer when asked")
+    store: str = Field("outputs/feature_store.sqlite", description="feature snapshot file, relative to the root")
+    api_key_env: str = Field("RETAIN_API_KEY", description="env var holding the bearer API key; unset = no auth")
+    workers: int = Field(2, ge=1, description="BentoML worker processes")
+    batch: BatchConfig = BatchConfig()
+
+    @model_validator(mode="after")
+    def _bands(self):
+        if list(self.risk_bands) != sorted(set(self.risk_bands)) or not all(0 < b < 1 for b in self.risk_bands):
+            raise ValueError(f"risk_bands must be increasing values in (0, 1), got {self.risk_bands}")
+        return self
+
+    @property
+    def store_path(self) -> Path:
+        path = Path(self.store)
+        return path if path.is_absolute() else ROOT / path

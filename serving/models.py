@@ -1,0 +1,385 @@
+"""Load the champion models from the MLflow registry and expose their hot path.
+
+``load_models`` resolves ``models:/NAME@champion`` to a version, loads it once and
+pulls out what scoring needs: the churn model's LightGBM booster and calibrator
+(the pyfunc wrapper costs 5-8 ms a request), the offer model's boosters and spec.
+It refuses, with :class:`ModelError`, when the churn champion is missing, when a
+model's signature disagrees with its booster, or when the fast path does not
+reproduce the logged model on its own input example. ``Models.check_features``
+compares the feature list with what the builders produced (the snapshot store or
+a batch build). The offer model is optional: without a champion the scorer
+recommends ``none`` and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.config import OfferCatalog
+from features.contract import NO_OFFER
+from serving.config import ServingConfig
+from serving.offer_predictor import ARM_COLUMN, choose, eligible, incremental_profit, order_values, score_offers
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-9
+
+
+class ModelError(RuntimeError):
+    """A champion is missing or does not fit the features; the service refuses to start."""
+
+
+def _levels(booster: lgb.Booster, categorical: list[str], what: str) -> dict[str, dict[str, int]]:
+    """Category -> code per categorical feature, in the booster's own (training) order."""
+    cats = booster.pandas_categorical or []
+    if len(cats) != len(categorical):
+        raise ModelError(
+            f"{what}: {len(categorical)} text features {categorical} but the booster knows "
+            f"{len(cats)} categorical columns; the model and its signature disagree"
+        )
+    return {name: {str(v): i for i, v in enumerate(levels)} for name, levels in zip(categorical, cats, strict=True)}
+
+
+def _column(columns: Mapping, name: str, n: int):
+    if name in columns:
+        return columns[name]
+    return [None] * n
+
+
+def encode(columns: Mapping, n: int, features: Iterable[str], levels: Mapping[str, Mapping[str, int]]) -> np.ndarray:
+    """Feature columns -> the float matrix LightGBM sees (categories as the booster's codes, unknown -> NaN).
+
+    ``columns`` maps a feature name to its values: a DataFrame, or a dict of lists
+    (the HTTP path). An absent feature is missing for every row.
+    """
+    features = list(features)
+    X = np.empty((n, len(features)), dtype=np.float64)
+    for j, name in enumerate(features):
+        values = _column(columns, name, n)
+        lookup = levels.get(name)
+        if lookup is None:
+            if isinstance(values, pd.Series):
+                X[:, j] = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                try:
+                    X[:, j] = np.asarray(values, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"feature {name!r}: expected a number or null ({exc})") from exc
+        elif isinstance(values, pd.Series) and n > 64:
+            codes = pd.Categorical(values.astype("string"), categories=list(lookup)).codes
+            X[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            X[:, j] = [np.nan if _null(v) else lookup.get(str(v), np.nan) for v in values]
+    return X
+
+
+def _null(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NA
+
+
+@dataclass(frozen=True)
+class ChurnModel:
+    """The churn champion's hot path: booster -> calibrator, plus contributions for reasons."""
+
+    name: str
+    version: str
+    features: tuple[str, ...]
+    levels: dict[str, dict[str, int]]
+    booster: lgb.Booster
+    calibrators: tuple = ()
+    raw_score: bool = True  # sklearn calibrates decision_function (log-odds) when the classifier has one
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    def encode(self, columns: Mapping, n: int) -> np.ndarray:
+        return encode(columns, n, self.features, self.levels)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated churn probability; the mean over calibrators as CalibratedClassifierCV does."""
+        threads = {"num_threads": 1} if len(X) < 1000 else {}
+        raw = self.booster.predict(X, raw_score=self.raw_score, **threads)
+        return np.mean([c.predict(raw) for c in self.calibrators], axis=0)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Per-feature SHAP contributions to the log-odds, shape (n, features); the bias column dropped."""
+        return self.booster.predict(X, pred_contrib=True)[:, :-1]
+
+
+@dataclass(frozen=True)
+class _Term:
+    booster: int
+    arm_code: int | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class OfferModel:
+    """The offer champion: per-arm conversion from LightGBM boosters, then incremental profit per offer."""
+
+    name: str
+    version: str
+    boosters: tuple[lgb.Booster, ...]
+    spec: dict
+    catalog: OfferCatalog
+    inputs: tuple[tuple[str, ...], ...]  # each booster's feature order
+    levels: tuple[dict[str, dict[str, int]], ...]
+    terms: dict[str, tuple[_Term, ...]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version}"
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.spec["features"])
+
+    @property
+    def offers(self) -> tuple[str, ...]:
+        return tuple(self.spec["arms"][1:])
+
+    def arm_proba(self, columns: Mapping, n: int) -> np.ndarray:
+        """P(convert | x, arm), shape (n, arms): the numpy twin of ``offer_predictor.predict_arm_proba``."""
+        encoded: dict[int, np.ndarray] = {}
+        out = np.zeros((n, len(self.spec["arms"])))
+        cache: dict[tuple[int, int | None], np.ndarray] = {}
+        for j, arm in enumerate(self.spec["arms"]):
+            for term in self.terms[arm]:
+                key = (term.booster, term.arm_code)
+                if key not in cache:
+                    b = term.booster
+                    if b not in encoded:
+                        encoded[b] = encode(columns, n, self.inputs[b], self.levels[b])
+                    X = encoded[b]
+                    if ARM_COLUMN in self.inputs[b]:
+                        X = X.copy()
+                        X[:, self.inputs[b].index(ARM_COLUMN)] = np.nan if term.arm_code is None else term.arm_code
+                    booster = self.boosters[b]
+                    cache[key] = booster.predict(X, num_threads=1) if n < 1000 else booster.predict(X)
+                out[:, j] += term.weight * cache[key]
+        return np.clip(out, 0.0, 1.0)
+
+    def _value_frame(self, columns: Mapping, n: int) -> pd.DataFrame:
+        if isinstance(columns, pd.DataFrame):
+            return columns
+        col = self.spec.get("order_value_feature")
+        return pd.DataFrame({col: list(columns[col])} if col and col in columns else {}, index=range(n))
+
+    def score(self, columns: Mapping, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(incremental profit per offer (n, offers), chosen arm name per row)."""
+        proba = self.arm_proba(columns, n)
+        value = order_values(self._value_frame(columns, n), self.spec)
+        profit = incremental_profit(proba, value, self.catalog)
+        arms = np.array(self.spec["arms"], dtype=object)
+        constant = self.spec.get("constant_offer")
+        if constant is not None:  # personalising did not beat one offer for everyone
+            return profit, np.full(n, constant, dtype=object)
+        count_col = self.spec.get("order_count_feature")
+        counts = None
+        if count_col and count_col in columns:
+            counts = np.asarray(pd.to_numeric(pd.Series(list(columns[count_col])), errors="coerce"), dtype=float)
+        return profit, arms[choose(profit, eligible(counts, self.catalog))]
+
+
+@dataclass(frozen=True)
+class Models:
+    """What every scoring path uses: the churn champion and, optionally, the offer champion."""
+
+    churn: ChurnModel
+    offer: OfferModel | None
+    offer_note: str  # the offer model's label, or why there is none
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {"churn": self.churn.label, "offer": self.offer_note}
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """Every feature any model reads, churn model's order first."""
+        extra = [] if self.offer is None else [f for f in self.offer.features if f not in self.churn.features]
+        return (*self.churn.features, *extra)
+
+    def check_features(self, columns: Iterable[str], *, source: str) -> None:
+        """Refuse when the builders' columns differ from a model's feature list (names both sides)."""
+        have = set(columns)
+        for label, wanted in ((self.churn.label, self.churn.features), *self._offer_features()):
+            missing = [f for f in wanted if f not in have]
+            if missing:
+                raise ModelError(
+                    f"{label} expects {len(wanted)} features but {source} lacks {len(missing)}: {missing[:10]}; "
+                    "retrain the model on the current builders or rebuild the features"
+                )
+        extra = sorted(have - set(self.churn.features) - set(self.features))
+        if extra:
+            log.warning("%s has %d columns no model reads (first: %s)", source, len(extra), extra[:5])
+
+    def _offer_features(self):
+        return [] if self.offer is None else [(self.offer.label, self.offer.features)]
+
+
+def _resolve(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def _signature_features(model_dir: Path) -> tuple[list[str], list[str], object]:
+    from mlflow.models import Model
+
+    meta = Model.load(str(model_dir))
+    if meta.signature is None:
+        raise ModelError(f"{model_dir}: the model has no signature; log it with its feature list")
+    names = meta.signature.inputs.input_names()
+    text = [n for n, t in zip(names, meta.signature.inputs.input_types(), strict=True) if str(t) == "DataType.string"]
+    example = meta.load_input_example(str(model_dir))
+    return names, text, example
+
+
+def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool]:
+    """The LightGBM booster and calibrators inside CalibratedClassifierCV(FrozenEstimator(LGBMClassifier))."""
+    calibrated = getattr(model, "calibrated_classifiers_", None)
+    if not calibrated:
+        raise ModelError(f"churn model is a {type(model).__name__}, expected a fitted CalibratedClassifierCV")
+    boosters, calibrators = set(), []
+    for part in calibrated:
+        est = getattr(part.estimator, "estimator", part.estimator)  # FrozenEstimator wraps the classifier
+        booster = getattr(est, "booster_", None)
+        if booster is None or len(part.calibrators) != 1:
+            raise ModelError("churn model: expected a binary calibrated LightGBM classifier")
+        boosters.add(id(booster))
+        calibrators.append(part.calibrators[0])
+    if len(boosters) != 1:
+        raise ModelError("churn model: calibrators over several boosters; the fast path needs one frozen booster")
+    return est.booster_, tuple(calibrators), hasattr(est, "decision_function")
+
+
+def load_churn(client, name: str, alias: str) -> ChurnModel:
+    import mlflow
+    import mlflow.sklearn
+
+    version = _resolve(client, name, alias)
+    if version is None:
+        raise ModelError(
+            f"no {name}@{alias} in the MLflow registry at {mlflow.get_tracking_uri()}; "
+            f"train and promote one first (python -m retain train-churn)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=tmp))
+        features, text, example = _signature_features(local)
+        model = mlflow.sklearn.load_model(str(local))
+    booster, calibrators, raw_score = _churn_parts(model)
+    label = f"{name} v{version.version}"
+    if list(booster.feature_name()) != features:
+        raise ModelError(f"{label}: signature features differ from the booster's feature list")
+    levels = _levels(booster, text, label)
+    churn = ChurnModel(name, str(version.version), tuple(features), levels, booster, calibrators, raw_score)
+    if example is not None and len(example):
+        _self_check_churn(churn, model, example, label)
+    return churn
+
+
+def _self_check_churn(churn: ChurnModel, model, example: pd.DataFrame, label: str) -> None:
+    """The fast path must reproduce the logged model on its own input example."""
+    X = example[list(churn.features)].copy()
+    for col in churn.levels:
+        X[col] = pd.Categorical(X[col].astype("string"), categories=list(churn.levels[col]))
+    reference = model.predict_proba(X)[:, 1]
+    fast = churn.predict(churn.encode(example, len(example)))
+    if not np.allclose(fast, reference, atol=TOLERANCE, rtol=0):
+        raise ModelError(f"{label}: the booster + calibrator path disagrees with the model ({fast} vs {reference})")
+
+
+def load_offer(client, name: str | None, alias: str) -> tuple[OfferModel | None, str]:
+    import mlflow
+    import mlflow.pyfunc
+
+    if name is None:
+        return None, f"{NO_OFFER}: no offer model configured"
+    version = _resolve(client, name, alias)
+    if version is None:
+        log.warning("no %s@%s: every customer gets %r", name, alias, NO_OFFER)
+        return None, f"{NO_OFFER}: no {name}@{alias} in the registry"
+    label = f"{name} v{version.version}"
+    uri = f"models:/{name}/{version.version}"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    inner = pyfunc.unwrap_python_model()
+    boosters, spec = list(getattr(inner, "boosters_", [])), getattr(inner, "spec_", None)
+    if not boosters or spec is None:
+        raise ModelError(f"{label}: not an offer policy model (expected boosters and a spec)")
+    sig = pyfunc.metadata.signature
+    if sig is not None and set(sig.inputs.input_names()) != set(spec["features"]):
+        raise ModelError(f"{label}: signature features differ from the spec's feature list")
+    inputs, levels = [], []
+    for i, b in enumerate(boosters):
+        names = tuple(b.feature_name())
+        unknown = [f for f in names if f not in spec["features"] and f != ARM_COLUMN]
+        if unknown:
+            raise ModelError(f"{label}: booster {i} reads {unknown[:5]}, not in the spec's features")
+        inputs.append(names)
+        levels.append(_levels(b, [f for f in names if f in spec["categories"]], f"{label} booster {i}"))
+    terms = {
+        arm: tuple(_Term(t["booster"], t["arm_code"], float(t["weight"])) for t in spec["terms"][arm])
+        for arm in spec["arms"]
+    }
+    offer = OfferModel(
+        name,
+        str(version.version),
+        tuple(boosters),
+        spec,
+        OfferCatalog.model_validate(spec["catalog"]),
+        tuple(inputs),
+        tuple(levels),
+        terms,
+    )
+    example = _offer_example(uri)
+    if example is not None and len(example):
+        reference = score_offers(boosters, spec, example)
+        profit, chosen = offer.score(example, len(example))
+        ref_profit = reference[[f"profit_{o}" for o in offer.offers]].to_numpy()
+        if not (np.allclose(profit, ref_profit, atol=1e-9) and (chosen == reference["offer"].to_numpy()).all()):
+            raise ModelError(f"{label}: the fast offer path disagrees with the model on its input example")
+    return offer, label
+
+
+def _offer_example(uri: str) -> pd.DataFrame | None:
+    import mlflow
+    from mlflow.models import Model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(f"{uri}/MLmodel", dst_path=tmp)
+        folder = Path(local).parent
+        meta = Model.load(local)
+        if meta.saved_input_example_info is None:
+            return None
+        name = meta.saved_input_example_info["artifact_path"]
+        mlflow.artifacts.download_artifacts(f"{uri}/{name}", dst_path=tmp)
+        return meta.load_input_example(str(folder))
+
+
+def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Models:
+    """The champions named in ``config``; raises :class:`ModelError` with a clear message when unusable."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from features.runtime import quiet_telemetry
+    from features.runtime import tracking_uri as default_uri
+
+    quiet_telemetry()
+    mlflow.set_tracking_uri(tracking_uri or default_uri())
+    client = MlflowClient()
+    churn = load_churn(client, config.churn_model, config.alias)
+    offer, note = load_offer(client, config.offer_model, config.alias)
+    log.info("loaded %s and %s", churn.label, note)
+    return Models(churn, offer, note)

@@ -1,0 +1,238 @@
+"""THE scoring function: feature rows in, one score per customer out. HTTP, batch and Spark call it.
+
+A score holds customer_id, as_of, churn_probability, risk_band, lifecycle_stage,
+recommended_offer (``none`` when no offer pays or no offer model is loaded), the
+expected incremental profit of each offer, optionally the top reasons (the
+features that push this customer's churn risk up most, with their values and
+SHAP contributions in log-odds), and the versions of the models used.
+
+The lifecycle stage needs order and cart timestamps that a feature row does not
+carry, so callers pass the *base* stage (``analytics.lifecycle.lifecycle``
+without probabilities, which the batch job stores in the snapshot); the scorer
+adds the one rule that needs the model: a customer whose base stage is inactive,
+active or prospect becomes ``at_risk`` at ``at_risk_threshold`` or above. That
+is exactly the rule order of ``analytics.lifecycle`` (at_risk comes after
+abandoned_cart, new_buyer and lapsed). Without a base stage the stage is null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.lifecycle import RISK_BANDS
+from features.contract import CUSTOMER_ID, NO_OFFER
+from serving.config import ServingConfig
+from serving.models import Models
+
+BASE_STAGE = "lifecycle_base_stage"  # the stage without the churn rule, stored beside the features
+OVERRIDABLE = frozenset({"inactive", "active", "prospect"})  # stages after at_risk in analytics' rule order
+AT_RISK = "at_risk"
+
+
+def band_labels(edges: Sequence[float]) -> list[str]:
+    """analytics.lifecycle.risk_band's labels: low/medium/high for two edges, band_i otherwise."""
+    return list(RISK_BANDS) if len(edges) == 2 else [f"band_{i}" for i in range(len(edges) + 1)]
+
+
+def risk_bands(p: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Same bands as ``analytics.lifecycle.risk_band`` (left-closed), without pandas' per-call cost."""
+    labels = np.array(band_labels(edges), dtype=object)
+    return labels[np.searchsorted(np.asarray(edges, dtype=float), p, side="right")]
+
+
+def stages(base: Sequence | None, p: np.ndarray, threshold: float) -> np.ndarray:
+    """The lifecycle stage: the base stage, or at_risk where the churn rule fires first."""
+    if base is None:
+        return np.full(len(p), None, dtype=object)
+    base = np.array([None if _missing(s) else str(s) for s in base], dtype=object)
+    late = np.isin(base, list(OVERRIDABLE))
+    return np.where(late & (p >= threshold), AT_RISK, base)
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+
+
+def _value(v):
+    """A feature value for output: numbers as float, NaN as None, text as text."""
+    if _missing(v):
+        return None
+    if isinstance(v, (bool, int, float, np.integer, np.floating)):
+        return float(v)
+    return str(v)
+
+
+@dataclass
+class Scores:
+    """Scores for n customers, column-wise; ``frame()`` for files, ``records()`` for HTTP."""
+
+    customer_id: np.ndarray
+    as_of: np.ndarray
+    churn_probability: np.ndarray
+    risk_band: np.ndarray
+    lifecycle_stage: np.ndarray
+    recommended_offer: np.ndarray
+    offer_profit: dict[str, np.ndarray]
+    reasons: list[list[tuple[str, object, float]]] | None
+    churn_model_version: str
+    offer_model_version: str
+    top_k: int = 3
+
+    def __len__(self) -> int:
+        return len(self.customer_id)
+
+    def frame(self) -> pd.DataFrame:
+        """Flat columns: profit_<offer>, reason_<k> / reason_<k>_value / reason_<k>_contribution."""
+        n = len(self)
+        out = {
+            CUSTOMER_ID: pd.array(self.customer_id, dtype="string"),
+            "as_of": pd.array(self.as_of, dtype="string"),
+            "churn_probability": self.churn_probability,
+            "risk_band": pd.array(self.risk_band, dtype="string"),
+            "lifecycle_stage": pd.array(self.lifecycle_stage, dtype="string"),
+            "recommended_offer": pd.array(self.recommended_offer, dtype="string"),
+        }
+        for offer, profit in self.offer_profit.items():
+            out[f"profit_{offer}"] = profit
+        if self.reasons is not None:
+            for k in range(self.top_k):
+                picked = [r[k] if len(r) > k else (None, None, np.nan) for r in self.reasons]
+                out[f"reason_{k + 1}"] = pd.array([p[0] for p in picked], dtype="string")
+                out[f"reason_{k + 1}_value"] = pd.array(
+                    [None if p[1] is None else str(p[1]) for p in picked], dtype="string"
+                )
+                out[f"reason_{k + 1}_contribution"] = np.array([p[2] for p in picked], dtype=float)
+        out["churn_model_version"] = pd.array([self.churn_model_version] * n, dtype="string")
+        out["offer_model_version"] = pd.array([self.offer_model_version] * n, dtype="string")
+        return pd.DataFrame(out)
+
+    def records(self) -> list[dict]:
+        """One dict per customer, the shape of ``service.Score``."""
+        offers = list(self.offer_profit)
+        profits = np.column_stack([self.offer_profit[o] for o in offers]) if offers else None
+        out = []
+        for i in range(len(self)):
+            out.append(
+                {
+                    CUSTOMER_ID: self.customer_id[i],
+                    "known": True,
+                    "as_of": self.as_of[i],
+                    "churn_probability": float(self.churn_probability[i]),
+                    "risk_band": self.risk_band[i],
+                    "lifecycle_stage": self.lifecycle_stage[i],
+                    "recommended_offer": self.recommended_offer[i],
+                    "offer_profit": {} if profits is None else dict(zip(offers, profits[i].tolist(), strict=True)),
+                    "reasons": None
+                    if self.reasons is None
+                    else [{"feature": f, "value": v, "contribution": c} for f, v, c in self.reasons[i]],
+                    "churn_model_version": self.churn_model_version,
+                    "offer_model_version": self.offer_model_version,
+                }
+            )
+        return out
+
+
+def unknown_record(customer_id: str, models: Models) -> dict:
+    """An id the snapshot does not hold: marked unknown, the request still succeeds."""
+    return {
+        CUSTOMER_ID: customer_id,
+        "known": False,
+        "as_of": None,
+        "churn_probability": None,
+        "risk_band": None,
+        "lifecycle_stage": None,
+        "recommended_offer": None,
+        "offer_profit": {},
+        "reasons": None,
+        "churn_model_version": models.churn.label,
+        "offer_model_version": models.offer_note,
+    }
+
+
+def top_reasons(
+    contributions: np.ndarray, columns: Mapping, features: Sequence[str], k: int
+) -> list[list[tuple[str, object, float]]]:
+    """Per row, up to k features with the largest positive contribution to churn risk, with their values."""
+    n = contributions.shape[0]
+    k = min(k, contributions.shape[1])
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    out = []
+    cache: dict[str, list] = {}
+    for i in range(n):
+        row = []
+        for j in order[i]:
+            c = float(contributions[i, j])
+            if c <= 0:
+                break
+            name = features[j]
+            if name not in cache:
+                cache[name] = list(columns[name]) if name in columns else [None] * n
+            row.append((name, _value(cache[name][i]), c))
+        out.append(row)
+    return out
+
+
+def score(
+    columns: Mapping,
+    customer_ids: Sequence[str],
+    *,
+    as_of,
+    models: Models,
+    config: ServingConfig,
+    base_stage: Sequence | None = None,
+    reasons: bool = False,
+) -> Scores:
+    """Score n customers from their feature columns.
+
+    ``columns`` maps each feature name to n values (a DataFrame whose rows are in
+    ``customer_ids`` order, or a dict of lists); ``as_of`` is one date for all or
+    one per row; ``base_stage`` the lifecycle stage without the churn rule (or None).
+    """
+    n = len(customer_ids)
+    if n == 0:
+        raise ValueError("nothing to score: the customer list is empty")
+    X = models.churn.encode(columns, n)
+    p = models.churn.predict(X)
+    if models.offer is not None:
+        profit, chosen = models.offer.score(columns, n)
+        offer_profit = {o: profit[:, k] for k, o in enumerate(models.offer.offers)}
+    else:
+        offer_profit, chosen = {}, np.full(n, NO_OFFER, dtype=object)
+    as_of_values = np.full(n, _day(as_of), dtype=object) if np.ndim(as_of) == 0 else np.array([_day(a) for a in as_of])
+    why = None
+    if reasons:
+        why = top_reasons(models.churn.contributions(X), columns, models.churn.features, config.reasons_top_k)
+    return Scores(
+        customer_id=np.asarray(customer_ids, dtype=object),
+        as_of=as_of_values,
+        churn_probability=p,
+        risk_band=risk_bands(p, config.risk_bands),
+        lifecycle_stage=stages(base_stage, p, config.at_risk_threshold),
+        recommended_offer=chosen,
+        offer_profit=offer_profit,
+        reasons=why,
+        churn_model_version=models.churn.label,
+        offer_model_version=models.offer_note,
+        top_k=config.reasons_top_k,
+    )
+
+
+def _day(value) -> str | None:
+    if _missing(value):
+        return None
+    return pd.Timestamp(value).strftime("%Y-%m-%d") if not isinstance(value, str) else value
+
+
+def score_frame(
+    frame: pd.DataFrame, *, as_of, models: Models, config: ServingConfig, reasons: bool = False
+) -> pd.DataFrame:
+    """Batch/Spark form: a feature frame (customer_id index or column, optional base stage) -> flat scores."""
+    if CUSTOMER_ID in frame.columns:
+        frame = frame.set_index(CUSTOMER_ID)
+    ids = frame.index.astype("string").to_numpy(dtype=object)
+    base = frame[BASE_STAGE].to_numpy(dtype=object) if BASE_STAGE in frame.columns else None
+    return score(frame, ids, as_of=as_of, models=models, config=config, base_stage=base, reasons=reasons).frame()

@@ -1,0 +1,300 @@
+"""The scoring service (BentoML 1.4): score customers by id (from the feature snapshot) or by feature rows.
+
+Start it with ``python -m retain serve`` (or ``bentoml serve serving.service:Retain``).
+Endpoints (all POST with JSON unless noted):
+
+* ``/score_ids``      ``{"customer_ids": [...], "reasons": false}``: rows from the snapshot;
+  unknown ids come back with ``known: false``.
+* ``/score_features`` ``{"rows": [{"customer_id", "features": {...}, "lifecycle_base_stage"}], "as_of"}``
+* ``/reload``         pick up a new champion (and snapshot) without downtime; needs the API key.
+* ``GET /livez``, ``/readyz``, ``/metrics``, ``/docs.json`` (OpenAPI), ``/docs`` (Swagger UI).
+
+Settings come from ``configs/serving.yaml`` (``RETAIN_CONFIGS`` names another folder);
+the champions from the MLflow store ``features.runtime.tracking_uri()`` names. When
+the environment variable ``api_key_env`` (default ``RETAIN_API_KEY``) is set, every
+request except health, metrics and docs needs ``Authorization: Bearer <key>``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import threading
+import time
+from http import HTTPStatus
+from pathlib import Path
+from typing import Annotated, Literal
+
+import bentoml
+from bentoml.exceptions import BentoMLException
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from analytics.config import STAGES
+from features.config import CONFIG_DIR, load_config
+from features.runtime import quiet_telemetry
+from serving.config import ServingConfig
+from serving.models import ModelError, Models, load_models
+from serving.scoring import BASE_STAGE, score, unknown_record
+from serving.store import SQLiteStore, StoreError
+
+quiet_telemetry()
+log = logging.getLogger("retain.requests")
+
+CONFIG = load_config(ServingConfig, Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)) / "serving.yaml")
+OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/docs.json")
+MAX_BODY_BYTES = 64 * 1024 * CONFIG.max_customers_per_request  # generous per customer; larger bodies get 413
+
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+FeatureValue = float | str | None
+Stage = Literal[STAGES]  # type: ignore[valid-type]
+
+
+class ScoreIdsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_ids: list[CustomerId] = Field(min_length=1, description="customers to score from the feature snapshot")
+    reasons: bool = Field(False, description="add the top features that push churn risk up (costs ~0.1 ms/row)")
+
+
+class FeatureRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    customer_id: CustomerId
+    features: dict[str, FeatureValue] = Field(description="feature name -> value; absent features are missing")
+    lifecycle_base_stage: Stage | None = Field(None, description="stage without the churn rule, from the snapshot")
+
+
+class Reason(BaseModel):
+    feature: str
+    value: FeatureValue
+    contribution: float = Field(description="SHAP contribution to the churn log-odds")
+
+
+class Score(BaseModel):
+    """One customer's score; the fields of ``serving.scoring.Scores.records``."""
+
+    customer_id: str
+    known: bool = Field(description="false: the id is not in the feature snapshot; other fields are null")
+    as_of: str | None
+    churn_probability: float | None
+    risk_band: str | None
+    lifecycle_stage: str | None
+    recommended_offer: str | None = Field(description="an offer name, or 'none'")
+    offer_profit: dict[str, float] = Field(description="expected incremental profit of each offer vs none")
+    reasons: list[Reason] | None
+    churn_model_version: str
+    offer_model_version: str
+
+
+class ScoreResponse(BaseModel):
+    scores: list[Score]
+    unknown: int = Field(description="how many ids were not in the snapshot")
+    models: dict[str, str]
+
+
+class TooLarge(BentoMLException):
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class Unprocessable(BentoMLException):
+    error_code = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class Forbidden(BentoMLException):
+    error_code = HTTPStatus.FORBIDDEN
+
+
+def _json(send, status: int, payload: dict):
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+
+    async def respond():
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return respond()
+
+
+class Gate:
+    """ASGI middleware: bearer API key (when the env var is set) and a body-size cap, before any parsing."""
+
+    def __init__(self, app, env_var: str = CONFIG.api_key_env, max_body: int = MAX_BODY_BYTES):
+        self.app, self.env_var, self.max_body = app, env_var, max_body
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        key = os.environ.get(self.env_var)
+        headers = dict(scope.get("headers") or [])
+        if key:
+            given = headers.get(b"authorization", b"").decode("latin-1")
+            if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+                return await _json(send, 401, {"error": "missing or wrong API key: send Authorization: Bearer <key>"})
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return await _json(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
+        return await self.app(scope, receive, send)
+
+
+def _too_many(n: int) -> None:
+    if n > CONFIG.max_customers_per_request:
+        raise TooLarge(
+            f"{n:,} customers in one request; the limit is {CONFIG.max_customers_per_request:,} "
+            "(max_customers_per_request in configs/serving.yaml): split the request"
+        )
+
+
+@bentoml.service(
+    name="retain",
+    workers=int(os.environ.get("RETAIN_WORKERS", CONFIG.workers)),
+    threads=4,
+    traffic={"timeout": 30},
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},
+)
+class Retain:
+    """Churn risk, lifecycle stage and next best offer for campaign tools."""
+
+    def __init__(self) -> None:
+        self.config = CONFIG
+        self._lock = threading.Lock()
+        self._marker = self.config.store_path.with_name(self.config.store_path.name + ".reload")
+        self._generation = self._marker_time()
+        self._reloading = False
+        self.store = self._open_store()
+        self.models = self._load()
+
+    # -- start-up and reload -------------------------------------------------------------
+    def _open_store(self) -> SQLiteStore:
+        try:
+            return SQLiteStore(self.config.store_path)
+        except StoreError as exc:
+            raise ModelError(f"refusing to start: {exc}") from exc
+
+    def _load(self) -> Models:
+        models = load_models(self.config)
+        models.check_features(self.store.columns, source=f"the feature snapshot {self.config.store_path}")
+        return models
+
+    def _marker_time(self) -> int:
+        try:
+            return self._marker.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def _follow_reloads(self) -> None:
+        """Another worker took /reload: load the new champions in the background, keep serving the old."""
+        stamp = self._marker_time()
+        if stamp == self._generation or self._reloading:
+            return
+        with self._lock:
+            if self._reloading:
+                return
+            self._reloading = True
+
+        def work():
+            try:
+                self.models = self._load()
+            except Exception:  # keep serving the models we have
+                logging.getLogger(__name__).exception("reload failed; keeping %s", self.models.versions)
+            finally:
+                self._generation, self._reloading = stamp, False
+
+        threading.Thread(target=work, daemon=True).start()
+
+    def __is_ready__(self) -> bool:
+        return self.models is not None
+
+    # -- endpoints -----------------------------------------------------------------------
+    @bentoml.api
+    def score_ids(
+        self,
+        customer_ids: list[CustomerId] = Field(min_length=1, description="customers to score from the snapshot"),
+        reasons: bool = Field(False, description="add the top features that push churn risk up"),
+    ) -> ScoreResponse:
+        """Score customers by id from the feature snapshot; unknown ids come back with known=false."""
+        started = time.perf_counter()
+        _too_many(len(customer_ids))
+        self._follow_reloads()
+        models = self.models
+        hits, columns = self.store.lookup(customer_ids)
+        known: dict[str, dict] = {}
+        if hits:
+            base = columns.get(BASE_STAGE)
+            scored = score(
+                columns,
+                hits,
+                as_of=self.store.as_of,
+                models=models,
+                config=self.config,
+                base_stage=base,
+                reasons=reasons,
+            )
+            known = dict(zip(hits, scored.records(), strict=True))
+        out = [known.get(i) or unknown_record(i, models) for i in customer_ids]
+        unknown = len(customer_ids) - sum(1 for i in customer_ids if i in known)
+        log.info("score_ids n=%d unknown=%d reasons=%s ms=%.2f", len(customer_ids), unknown, reasons, _ms(started))
+        return ScoreResponse(scores=out, unknown=unknown, models=models.versions)
+
+    @bentoml.api
+    def score_features(
+        self,
+        rows: list[FeatureRow] = Field(min_length=1, description="customers with their feature values"),
+        as_of: str = Field(
+            pattern=r"^\d{4}-\d{2}-\d{2}$", description="the date the features were built for (YYYY-MM-DD)"
+        ),
+        reasons: bool = Field(False, description="add the top features that push churn risk up"),
+    ) -> ScoreResponse:
+        """Score feature rows supplied by the caller (same feature names as the builders produce)."""
+        started = time.perf_counter()
+        _too_many(len(rows))
+        self._follow_reloads()
+        models = self.models
+        allowed = set(models.features)
+        columns: dict[str, list] = {f: [] for f in models.features}
+        for i, row in enumerate(rows):
+            unknown = [k for k in row.features if k not in allowed]
+            if unknown:
+                raise Unprocessable(
+                    f"rows[{i}].features: unknown feature(s) {unknown[:5]}; expected names from {models.churn.label}"
+                )
+            for f in models.features:
+                columns[f].append(row.features.get(f))
+        base = [r.lifecycle_base_stage for r in rows]
+        try:
+            scored = score(
+                columns,
+                [r.customer_id for r in rows],
+                as_of=as_of,
+                models=models,
+                config=self.config,
+                base_stage=base,
+                reasons=reasons,
+            )
+        except ValueError as exc:
+            raise Unprocessable(f"rows[].features: {exc}") from exc
+        log.info("score_features n=%d reasons=%s ms=%.2f", len(rows), reasons, _ms(started))
+        return ScoreResponse(scores=scored.records(), unknown=0, models=models.versions)
+
+    @bentoml.api
+    def reload(self) -> dict[str, str]:
+        """Load the current champions and snapshot; every worker follows. Needs the API key to be configured."""
+        if not os.environ.get(self.config.api_key_env):
+            raise Forbidden(f"/reload is disabled: set {self.config.api_key_env} to protect it with a key")
+        try:
+            models = self._load()
+        except ModelError as exc:
+            raise Unprocessable(f"kept the current models: {exc}") from exc
+        self.models = models
+        self._marker.parent.mkdir(parents=True, exist_ok=True)
+        self._marker.write_text(json.dumps(models.versions))
+        self._generation = self._marker_time()
+        log.info("reloaded %s", models.versions)
+        return models.versions
+
+
+Retain.add_asgi_middleware(Gate)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1e3

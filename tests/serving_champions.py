@@ -1,0 +1,152 @@
+"""Small real champions for the serving tests, trained once per test process.
+
+The churn champion comes from the real pipeline (``training.train.train_churn``)
+on small demo data, in a temporary MLflow SQLite store. The offer champion comes
+from ``training.offers.train_offers`` when it runs; while it does not, a small
+S-learner is logged in the very format ``serving.offer_predictor`` defines, so the
+serving code is exercised against the same artifact layout. Only tests import
+training; ``serving/`` never does.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.config import FeaturesConfig, OfferCatalog
+
+AS_OF = "2026-06-01"
+N_CUSTOMERS = 2500
+SEED = 5
+_CACHE: dict[str, Champions] = {}
+
+
+@dataclass(frozen=True)
+class Champions:
+    root: Path
+    uri: str
+    data_dir: Path
+    configs: Path
+    store: Path
+    offer_source: str  # "train_offers" or "stand-in"
+
+
+def champions(root: Path) -> Champions:
+    """Train (once per process) and register both champions; set MLFLOW_TRACKING_URI for the session."""
+    if "c" in _CACHE:
+        os.environ["MLFLOW_TRACKING_URI"] = _CACHE["c"].uri
+        return _CACHE["c"]
+    from features.demo_data import generate, write
+    from features.runtime import quiet_telemetry
+
+    quiet_telemetry()
+    uri = f"sqlite:///{root}/mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    demo = generate(N_CUSTOMERS, days=730, seed=SEED)
+    data_dir = write(demo, root / "data")
+    catalog = OfferCatalog()
+    from features.sources import load_tables
+
+    tables = load_tables(data_dir, offers=catalog.names)
+    _train_churn(tables, root)
+    source = _offer_champion(tables, catalog, root)
+    configs = root / "configs"
+    configs.mkdir(exist_ok=True)
+    store = root / "store.sqlite"
+    (configs / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
+    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
+        src = Path(__file__).resolve().parents[1] / "configs" / name
+        (configs / name).write_text(src.read_text())
+    _CACHE["c"] = Champions(root, uri, data_dir, configs, store, source)
+    return _CACHE["c"]
+
+
+def _train_churn(tables, root: Path) -> None:
+    from training.config import ChurnConfig
+    from training.datasets import build_panel, plan_cutoffs
+    from training.registry import start_tracking
+    from training.train import train_churn
+
+    features = FeaturesConfig()
+    # isotonic: the registry's skops trusted-type list does not yet include sklearn's _SigmoidCalibration
+    config = ChurnConfig(
+        calibration="isotonic", bootstrap=10, train_cutoffs=2, minimum={"customers": 100, "churners": 10}
+    )
+    plan = plan_cutoffs(
+        tables, horizon_days=features.horizon_days, spacing_days=config.spacing_days, n_train=config.train_cutoffs
+    )
+    panel = build_panel(tables, plan, config=features)
+    start_tracking(config.experiment, artifacts=(root / "artifacts").as_uri())
+    train_churn(tables, panel, plan, features=features, config=config, out_dir=root / "churn")
+
+
+def _offer_champion(tables, catalog: OfferCatalog, root: Path) -> str:
+    try:
+        from training.offers import OfferModelConfig, train_offers
+
+        train_offers(
+            tables,
+            catalog=catalog,
+            config=OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers"),
+            out_dir=root / "offers",
+        )
+        return "train_offers"
+    except Exception as exc:  # the offer trainer is still being finished
+        warnings.warn(f"train_offers failed ({type(exc).__name__}); registering a stand-in offer model", stacklevel=2)
+        _stand_in_offer(tables, catalog, root)
+        return "stand-in"
+
+
+def _stand_in_offer(tables, catalog: OfferCatalog, root: Path) -> None:
+    """An S-learner over the offer log, saved and registered exactly like the real offer model."""
+    import lightgbm as lgb
+    import mlflow
+    from mlflow import MlflowClient
+
+    from features.build import build_features, feature_columns
+    from features.contract import CUSTOMER_ID
+    from serving.offer_predictor import ARM_COLUMN, OfferPolicyModel, arm_frame, save_model
+
+    offers = tables.offers.copy()
+    arms = ["none", *catalog.names]
+    cutoff = offers["sent_at"].min().normalize()
+    sends = offers[offers["sent_at"] >= cutoff].drop_duplicates(CUSTOMER_ID)
+    frame = build_features(tables, cutoff=cutoff).reset_index()
+    rows = sends.merge(frame, on=CUSTOMER_ID, how="inner")
+    features = [c for c in feature_columns(frame) if c != CUSTOMER_ID]
+    categories = {
+        c: sorted(frame[c].dropna().astype(str).unique()) for c in features if frame[c].dtype.kind not in "fiub"
+    }
+    X = arm_frame(rows, features, categories).assign(**{ARM_COLUMN: rows["offer"].map(arms.index).to_numpy()})
+    booster = lgb.LGBMClassifier(n_estimators=30, num_leaves=8, verbose=-1, random_state=0).fit(X, rows["converted"])
+    spec = {
+        "arms": arms,
+        "terms": {a: [{"booster": 0, "arm_code": j, "weight": 1.0}] for j, a in enumerate(arms)},
+        "features": features,
+        "categories": categories,
+        "catalog": catalog.model_dump(),
+        "order_value_feature": "sales_avg_order_value_all",
+        "default_order_value": float(np.nanmean(frame["sales_avg_order_value_all"])),
+        "order_count_feature": "sales_orders_all",
+        "constant_offer": None,
+    }
+    folder = save_model([booster.booster_], spec, root / "offer_model")
+    example = rows[features].head(5).copy()
+    for c in categories:
+        example[c] = example[c].astype(object)
+    mlflow.set_experiment("retain-offers")
+    with mlflow.start_run(run_name="stand-in offers"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=OfferPolicyModel(),
+            artifacts={"offer_model": str(folder)},
+            input_example=pd.DataFrame(example),
+            pip_requirements=["lightgbm", "pandas", "numpy"],
+        )
+    version = mlflow.register_model(info.model_uri, "retain-offers").version
+    MlflowClient().set_registered_model_alias("retain-offers", "champion", version)
