@@ -85,7 +85,6 @@ INTEREST_CATEGORY = {
 }
 TIERS = ("Bronze", "Silver", "Gold", "Platinum")
 SHIPPING_FEE = 4.95
-ORDER_TABLES = ("customers", "orders", "events", "reviews", "interests", "offers")
 
 
 @dataclass
@@ -238,7 +237,12 @@ def generate(
     end: str | pd.Timestamp = "2026-06-30",
     horizon_days: int = HORIZON_DAYS,
 ) -> DemoData:
-    """Simulate ``n_customers`` over ``[end - days, end)`` and compute churn and offer truth."""
+    """Simulate ``n_customers`` over ``[end - days, end)`` and compute churn and offer truth.
+
+    ``end`` is taken at midnight so that every truth cutoff is a midnight; the same
+    ``seed`` gives identical frames.  ``offer_effect_scale`` multiplies every true
+    offer effect (0: offers change nothing, so every arm converts alike).
+    """
     if n_customers <= 0 or days <= 0:
         raise ValueError("n_customers and days must be positive")
     if offer_effect_scale < 0:
@@ -296,9 +300,8 @@ def generate(
 
     tables = _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentiment)
     tables["interests"] = _interests(rng, p, ids)
-    tables = {
-        name: frame for name, frame in tables.items() if name == "customers" or len(frame)
-    }  # the contract refuses empty tables
+    # the contract refuses an empty table; tiny shops simply lack that table
+    tables = {name: frame for name, frame in tables.items() if name == "customers" or len(frame)}
 
     # truth
     reveal_own = np.concatenate([all_own, reveal[0]])
