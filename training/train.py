@@ -7,7 +7,6 @@ the model card and the logged model; the same files land in ``out_dir`` for DVC.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +27,6 @@ from training.model_card import render
 from training.plots import write_all
 from training.registry import TEST_CUTOFF_TAG, Decision, champion_score, gate, log_model, register, save_model
 from training.tuning import tune
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
