@@ -205,6 +205,8 @@ def train_churn_cmd(
         sys.exit(2)
     auc = result.report["models"]["model"]["roc_auc"]
     typer.echo(f"run {result.run_id}: test ROC AUC {auc['value']:.3f} ({auc['ci'][0]:.3f}-{auc['ci'][1]:.3f})")
+    for line in result.report["verdicts"]:
+        typer.echo("  " + line.replace("**", ""))
     if result.decision is not None:
         typer.echo(f"champion gate: {'promoted' if result.decision.promoted else 'kept'} ({result.decision.reason})")
     typer.echo(f"model card: {out / 'model_card.md'}")
@@ -335,3 +337,23 @@ def serve_cmd(
         env["RETAIN_WORKERS"] = str(workers)
     cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:Retain", "--host", host, "--port", str(port)]
     sys.exit(subprocess.call(cmd, cwd=ROOT, env=env))
+
+
+@app.command("demo")
+def demo_cmd(
+    data: Path = typer.Option(Path("data/demo"), "--data", help="where to write the demo tables"),
+    outputs: Path = typer.Option(Path("outputs"), help="folder for scores and the report"),
+    customers: int = typer.Option(20_000, min=1000, help="number of demo customers"),
+    trials: int = typer.Option(0, min=0, help="Optuna trials for each model (0 = the configs' tuned defaults)"),
+) -> None:
+    """The main job on built-in demo data: generate, train, register, score, report; prints where results are."""
+    from retain.demo import run_demo
+
+    def invoke(args: list[str]) -> None:
+        try:
+            app(args, standalone_mode=False)
+        except SystemExit as exc:
+            if exc.code:
+                raise
+
+    run_demo(invoke, data=data, outputs=outputs, customers=customers, trials=trials)

@@ -98,5 +98,6 @@ def test_outputs_for_dvc_and_mlflow(run):
         run_data.metrics
     )
     assert run_data.tags["champion_decision"] == "promoted"
+    assert "The model beats bg_nbd" in run_data.tags["baselines"]
     signature = mlflow.models.get_model_info("models:/churn-e2e@champion").signature
     assert signature.inputs.input_names() == list(mlflow.sklearn.load_model(str(out / "model")).feature_names_in_)

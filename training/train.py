@@ -23,7 +23,7 @@ from training.churn import check_minimum, fit_churn_model, predict, refit_for_sc
 from training.config import ChurnConfig
 from training.datasets import CUTOFF, CutoffPlan, rows_at
 from training.evaluate import bootstrap_report, flat_metrics, slice_reports, summary_metrics
-from training.model_card import render
+from training.model_card import baseline_verdicts, render
 from training.plots import write_all
 from training.registry import TEST_CUTOFF_TAG, Decision, champion_score, gate, log_model, register, save_model
 from training.tuning import tune
@@ -114,6 +114,8 @@ def train_churn(
         report["plan"] = plan.describe()
         report["calibration"] = fitted.method
         mlflow.log_metrics(flat_metrics(report))
+        report["verdicts"] = baseline_verdicts(report)
+        mlflow.set_tag("baselines", " ".join(report["verdicts"]).replace("**", ""))
 
         out_dir.mkdir(parents=True, exist_ok=True)
         drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
