@@ -42,9 +42,16 @@ from serving.store import SQLiteStore, StoreError
 quiet_telemetry()
 log = logging.getLogger("retain.requests")
 
-CONFIG = load_config(ServingConfig, Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)) / "serving.yaml")
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/docs.json")
-MAX_BODY_BYTES = 64 * 1024 * CONFIG.max_customers_per_request  # generous per customer; larger bodies get 413
+BODY_BYTES_PER_CUSTOMER = 64 * 1024  # generous; a larger body is refused with 413 before parsing
+
+
+def current_config() -> ServingConfig:
+    """configs/serving.yaml, or serving.yaml in the folder ``RETAIN_CONFIGS`` names; read when the service starts."""
+    return load_config(ServingConfig, Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)) / "serving.yaml")
+
+
+CONFIG = current_config()  # only the worker count is needed before start-up
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 FeatureValue = float | str | None
@@ -118,14 +125,20 @@ def _json(send, status: int, payload: dict):
 class Gate:
     """ASGI middleware: bearer API key (when the env var is set) and a body-size cap, before any parsing."""
 
-    def __init__(self, app, env_var: str = CONFIG.api_key_env, max_body: int = MAX_BODY_BYTES):
-        self.app, self.env_var, self.max_body = app, env_var, max_body
+    def __init__(self, app):
+        config = current_config()
+        self.app, self.env_var = app, config.api_key_env
+        self.max_body = BODY_BYTES_PER_CUSTOMER * config.max_customers_per_request
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
         key = os.environ.get(self.env_var)
         headers = dict(scope.get("headers") or [])
+        if scope["path"] == "/reload" and not key:
+            return await _json(
+                send, 403, {"error": f"/reload is disabled: set {self.env_var} to protect it with a key"}
+            )
         if key:
             given = headers.get(b"authorization", b"").decode("latin-1")
             if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
@@ -136,10 +149,10 @@ class Gate:
         return await self.app(scope, receive, send)
 
 
-def _too_many(n: int) -> None:
-    if n > CONFIG.max_customers_per_request:
+def _too_many(n: int, limit: int) -> None:
+    if n > limit:
         raise TooLarge(
-            f"{n:,} customers in one request; the limit is {CONFIG.max_customers_per_request:,} "
+            f"{n:,} customers in one request; the limit is {limit:,} "
             "(max_customers_per_request in configs/serving.yaml): split the request"
         )
 
@@ -156,7 +169,7 @@ class Retain:
     """Churn risk, lifecycle stage and next best offer for campaign tools."""
 
     def __init__(self) -> None:
-        self.config = CONFIG
+        self.config = current_config()
         self._lock = threading.Lock()
         self._marker = self.config.store_path.with_name(self.config.store_path.name + ".reload")
         self._generation = self._marker_time()
@@ -214,7 +227,7 @@ class Retain:
     ) -> ScoreResponse:
         """Score customers by id from the feature snapshot; unknown ids come back with known=false."""
         started = time.perf_counter()
-        _too_many(len(customer_ids))
+        _too_many(len(customer_ids), self.config.max_customers_per_request)
         self._follow_reloads()
         models = self.models
         hits, columns = self.store.lookup(customer_ids)
@@ -247,7 +260,7 @@ class Retain:
     ) -> ScoreResponse:
         """Score feature rows supplied by the caller (same feature names as the builders produce)."""
         started = time.perf_counter()
-        _too_many(len(rows))
+        _too_many(len(rows), self.config.max_customers_per_request)
         self._follow_reloads()
         models = self.models
         allowed = set(models.features)
@@ -279,8 +292,8 @@ class Retain:
     @bentoml.api
     def reload(self) -> dict[str, str]:
         """Load the current champions and snapshot; every worker follows. Needs the API key to be configured."""
-        if not os.environ.get(self.config.api_key_env):
-            raise Forbidden(f"/reload is disabled: set {self.config.api_key_env} to protect it with a key")
+        if not os.environ.get(self.config.api_key_env):  # the Gate answers 403 first; never reload unprotected
+            raise Forbidden("/reload is disabled without an API key")
         try:
             models = self._load()
         except ModelError as exc:
