@@ -5,6 +5,13 @@ Reads the ``offers`` log and the other contract tables; writes an MLflow run
 registered with alias ``challenger``) and ``models/offers/`` (the model folder
 and ``metrics.json``). The last campaigns are held out: learners are compared
 and the policy judged there by off-policy (DR) value, never by redemption rate.
+
+On the demo data the oracle knows each customer's latent segment, which the
+features reveal only weakly: a LightGBM fitted to the *true* incremental
+profits from the features reaches about 23% of the oracle's profit on the
+held-out campaigns (0.070 vs 0.303 per send at 20,000 customers, 0.075 vs 0.317
+at 100,000), so "90% of the oracle" is out of reach for any feature-based policy
+there; the constant-policy fallback keeps the shipped policy from losing money.
 """
 
 from __future__ import annotations
@@ -501,9 +508,11 @@ def champion_gain(model_uri: str, holdout: dict) -> float:
     import mlflow
 
     from training.offpolicy import dr_scores
+    from training.registry import input_example
 
     model = mlflow.pyfunc.load_model(model_uri)
-    chosen = model.predict(holdout["frame"])["offer"].to_numpy()
+    features = model.unwrap_python_model().spec_["features"]
+    chosen = model.predict(input_example(holdout["frame"][features], n=len(holdout["frame"])))["offer"].to_numpy()
     arms = list(model.unwrap_python_model().spec_["arms"])
     policy = np.array([arms.index(c) for c in chosen])
     args = holdout["reward"], holdout["logged"], holdout["propensity"], holdout["q"]
