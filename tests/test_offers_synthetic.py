@@ -106,3 +106,18 @@ def test_a_log_that_is_not_randomised_is_flagged_and_propensities_are_estimated(
     arm = rows.frame["arm"].to_numpy()
     # where the discount was never sent, 'none' was sent more often: its estimated propensity is higher there
     assert propensity[high & (arm == 0)].mean() > propensity[~high & (arm == 0)].mean()
+
+
+def test_train_offers_command_writes_the_model(tmp_path):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    tables, _ = offer_log(n_customers=1500, campaigns=3, seed=6)
+    for name, frame in tables.present().items():
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    out = tmp_path / "offers"
+    args = ["train-offers", "--data", str(tmp_path), "--out", str(out), "--trials", "0", "--learners", "t"]
+    result = CliRunner().invoke(app, [*args, "--no-track", "--max-offers", "100"])
+    assert result.exit_code == 0, result.output
+    assert "learner t" in result.output and (out / "metrics.json").exists() and (out / "model" / "spec.json").exists()

@@ -83,7 +83,7 @@ class OfferRows:
 
 
 def offer_training_rows(
-    tables: Tables, *, catalog: OfferCatalog, features_config: FeaturesConfig | None = None, feature_fn=build_features
+    tables: Tables, *, catalog: OfferCatalog, features_config: FeaturesConfig | None = None
 ) -> OfferRows:
     """One row per logged send: features as of the send's day (built once per distinct day), arm and outcome.
 
@@ -99,7 +99,7 @@ def offer_training_rows(
     day = offers[OFFERS.sent_at].dt.normalize()
     parts = []
     for cutoff, group in offers.groupby(day, sort=True):
-        feats = feature_fn(tables, cutoff=cutoff, config=features_config)
+        feats = build_features(tables, cutoff=cutoff, config=features_config)
         parts.append(group.join(feats, on=CUSTOMER_ID))
     frame = pd.concat(parts, ignore_index=True)
     feats_cols = [c for c in feature_columns(feats) if c in frame.columns]
