@@ -303,7 +303,9 @@ def score_cmd(
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     rate = result.customers / max(result.seconds, 1e-9)
-    typer.echo(f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)")
+    typer.echo(
+        f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)"
+    )
     if result.store is not None:
         typer.echo(f"refreshed the feature snapshot {result.store}")
 
