@@ -1,0 +1,87 @@
+"""HTTP, batch and Spark give the same scores for the same customers (Spark in local[2] mode)."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from analytics.config import AnalyticsConfig
+from features.config import FeaturesConfig, load_config
+from features.sources import load_tables
+from serving.batch import run_batch
+from serving.config import ServingConfig
+from serving.models import load_models
+from tests.serving_champions import AS_OF, champions
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def champ(tmp_path_factory):
+    return champions(tmp_path_factory.mktemp("serving"))
+
+
+def test_http_batch_and_spark_agree(champ, tmp_path):
+    from starlette.testclient import TestClient
+
+    from serving.service import Retain
+    from serving.spark import local_session, score_spark
+
+    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    models = load_models(config)
+    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    store = tmp_path / "store.sqlite"
+    batch = run_batch(
+        tables,
+        as_of=AS_OF,
+        models=models,
+        config=config,
+        features=FeaturesConfig(),
+        lifecycle_config=AnalyticsConfig().lifecycle,
+        out=tmp_path / "scores.parquet",
+        reasons=True,
+        store=store,
+        track=False,
+        progress=False,
+    )
+    by_batch = pd.read_parquet(batch.out).set_index("customer_id")
+
+    import sqlite3
+
+    with sqlite3.connect(store) as con:
+        features = pd.read_sql("SELECT * FROM features", con)
+    spark = local_session(2)
+    try:
+        frame = spark.createDataFrame(features)
+        scored = score_spark(frame, as_of=AS_OF, models=models, config=config, reasons=True, partitions=4)
+        by_spark = scored.toPandas().set_index("customer_id").sort_index()
+    finally:
+        spark.stop()
+    assert len(by_spark) == len(by_batch)
+    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+
+    ids = by_batch.index[:40].tolist()
+    before = os.environ.get("RETAIN_CONFIGS")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "serving.yaml").write_text(f"store: {store}\nworkers: 1\n")
+    os.environ["RETAIN_CONFIGS"] = str(tmp_path / "configs")
+    try:
+        with TestClient(Retain.to_asgi()) as client:
+            body = client.post("/score_ids", json={"customer_ids": ids, "reasons": True}).json()
+    finally:
+        os.environ.pop("RETAIN_CONFIGS") if before is None else os.environ.update(RETAIN_CONFIGS=before)
+    for s in body["scores"]:
+        row = by_batch.loc[s["customer_id"]]
+        assert s["churn_probability"] == pytest.approx(row["churn_probability"], abs=1e-12)
+        assert (s["risk_band"], s["lifecycle_stage"], s["recommended_offer"]) == (
+            row["risk_band"],
+            row["lifecycle_stage"],
+            row["recommended_offer"],
+        )
+        for offer, profit in s["offer_profit"].items():
+            assert profit == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+        assert [r["feature"] for r in s["reasons"]] == [
+            row[f"reason_{k}"] for k in range(1, 4) if isinstance(row[f"reason_{k}"], str)
+        ]
