@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="offer-log rows")
     parser.add_argument("--features", type=int, default=30, help="numeric synthetic features")
-    parser.add_argument("--learners", default="s,t,x", help="comma-separated learners to time")
+    parser.add_argument("--learners", default="s,t,x,dr", help="comma-separated learners to time")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="LightGBM threads")
     args = parser.parse_args()
     catalog = load_config(OfferCatalog, CONFIG_DIR / "offers.yaml")
@@ -79,7 +79,8 @@ def main() -> None:
     ]
     for kind in args.learners.split(","):
         t0 = time.perf_counter()
-        learner = make_learner(kind, 3, None, config.seed, args.threads).fit(rows.X(~held), arm[~held], y[~held])
+        learner = make_learner(kind, 3, None, config.seed, args.threads)
+        learner.fit(rows.X(~held), arm[~held], y[~held], propensity[~held])
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         proba = learner.predict_proba(rows.X(held))

@@ -44,7 +44,7 @@ def test_policy_beats_every_single_offer_and_the_dr_interval_holds_the_truth(tra
     for policy in ("shipped", "learned", "oracle", *(f"all_{n}" for n in CATALOG.names)):
         low, high = p.loc[policy, ["dr_gain_low", "dr_gain_high"]]
         assert low <= p.loc[policy, "true_gain"] <= high, policy
-    assert set(result.learners.index) == {"s", "t", "x"}
+    assert set(result.learners.index) == {"s", "t", "x", "dr"}
     assert result.learner == result.learners["dr_gain"].idxmax()
 
 

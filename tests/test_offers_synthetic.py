@@ -38,7 +38,7 @@ def test_rows_use_features_strictly_before_the_send_day():
     assert rows.frame.loc[held, "sent_at"].min() > rows.frame.loc[~held, "sent_at"].max()
 
 
-@pytest.mark.parametrize("kind", ["s", "t", "x"])
+@pytest.mark.parametrize("kind", ["s", "t", "x", "dr"])
 def test_learners_recover_the_region_effects(kind):
     tables, truth = offer_log(n_customers=3000, campaigns=3, seed=1)
     rows = offer_training_rows(tables, catalog=CATALOG)

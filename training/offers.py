@@ -48,7 +48,7 @@ ROW = "log_row"  # position of the row in the offers table, to align known truth
 class OfferModelConfig(Frozen):
     """How the offer model is trained, judged and registered (configs/offer_model.yaml)."""
 
-    learners: tuple[str, ...] = Field(LEARNERS, description="uplift learners to try: s, t, x")
+    learners: tuple[str, ...] = Field(LEARNERS, description="uplift learners to try: s, t, x, dr")
     holdout_share: float = Field(0.3, gt=0, lt=1, description="share of rows in the latest campaigns held out")
     trials: int = Field(6, ge=0, description="Optuna trials tuning LightGBM; 0 = defaults")
     timeout_s: float | None = Field(300, gt=0, description="stop tuning after this many seconds")
@@ -293,7 +293,7 @@ def fit_and_evaluate(
     for kind in config.learners:
         t1 = time.perf_counter()
         learner = make_learner(kind, len(rows.arms), params, config.seed, config.n_jobs)
-        learner.fit(X.iloc[train_idx], arm[train_idx], y[train_idx])
+        learner.fit(X.iloc[train_idx], arm[train_idx], y[train_idx], propensity[train_idx])
         proba, q, arms, _ = _q_and_policy(learner, rows, held, catalog, config, spec)
         table = evaluate_policies({kind: arms}, h_reward, h_arm, h_prop, q, true_rewards=t_true)
         fitted[kind] = (learner, proba, q, arms)
@@ -326,7 +326,7 @@ def fit_and_evaluate(
     final = learner
     if config.refit_on_all:
         t1 = time.perf_counter()
-        final = make_learner(best, n_arms, params, config.seed, config.n_jobs).fit(X, arm, y)
+        final = make_learner(best, n_arms, params, config.seed, config.n_jobs).fit(X, arm, y, propensity)
         timings["refit_s"] = time.perf_counter() - t1
     spec["terms"] = {rows.arms[a]: terms for a, terms in enumerate(final.terms_)}
     metrics = _metrics(best, table, learners, qini, fallback, len(frame), int(held.sum()))

@@ -9,6 +9,12 @@ form ``serving.offer_predictor`` scores, so training and serving share one path.
 - X-learner: T-learner outcomes, then per offer two effect regressors on
   imputed effects (treated: y - mu0(x); control: mu_k(x) - y), blended by the
   share of rows that got the offer (Kuenzel et al. 2019).
+- DR-learner: per offer one effect regressor on doubly-robust pseudo-outcomes
+  built from cross-fitted outcome models and the logged propensities
+  (Kennedy 2023), added to the control outcome model.
+
+``fit(X, arm, y, propensity)``: ``propensity`` is P(logged arm | x) per row;
+only the DR-learner reweights by it, the others model outcomes directly.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import pandas as pd
 
 from serving.offer_predictor import ARM_COLUMN, predict_arm_proba
 
-LEARNERS = ("s", "t", "x")
+LEARNERS = ("s", "t", "x", "dr")
+CROSS_FIT_FOLDS = 2
 DEFAULT_PARAMS = {
     "n_estimators": 200,
     "learning_rate": 0.05,
@@ -71,7 +78,7 @@ class UpliftLearner:
 class SLearner(UpliftLearner):
     kind = "s"
 
-    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> SLearner:
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> SLearner:
         self._check(arm)
         clf = self._lgbm(lgb.LGBMClassifier)
         clf.fit(X.assign(**{ARM_COLUMN: arm}), y, categorical_feature=[ARM_COLUMN])
@@ -83,7 +90,7 @@ class SLearner(UpliftLearner):
 class TLearner(UpliftLearner):
     kind = "t"
 
-    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> TLearner:
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> TLearner:
         self._check(arm)
         self.boosters_ = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
         self.terms_ = [[{"booster": a, "weight": 1.0, "arm_code": None}] for a in range(self.n_arms)]
@@ -93,7 +100,7 @@ class TLearner(UpliftLearner):
 class XLearner(UpliftLearner):
     kind = "x"
 
-    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> XLearner:
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> XLearner:
         self._check(arm)
         outcome = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
         boosters = list(outcome)
@@ -118,8 +125,34 @@ class XLearner(UpliftLearner):
         return self
 
 
+class DRLearner(UpliftLearner):
+    kind = "dr"
+
+    def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> DRLearner:
+        self._check(arm)
+        n = len(y)
+        if propensity is None:  # a randomised log with constant shares
+            propensity = (np.bincount(arm, minlength=self.n_arms) / n)[arm]
+        fold = np.random.default_rng(self.random_state).permutation(n) % CROSS_FIT_FOLDS
+        mu = np.zeros((n, self.n_arms))
+        for f in range(CROSS_FIT_FOLDS):  # each row's outcomes predicted by models that never saw it
+            for a in range(self.n_arms):
+                fit_rows = (fold != f) & (arm == a)
+                mu[fold == f, a] = self._classifier(X[fit_rows], y[fit_rows]).predict(X[fold == f])
+        phi = mu + (arm[:, None] == np.arange(self.n_arms)) / propensity[:, None] * (y[:, None] - mu)
+        boosters = [self._classifier(X[arm == 0], y[arm == 0])]
+        terms = [[{"booster": 0, "weight": 1.0, "arm_code": None}]]
+        for a in range(1, self.n_arms):
+            boosters.append(self._regressor(X, phi[:, a] - phi[:, 0]))
+            terms.append(
+                [{"booster": 0, "weight": 1.0, "arm_code": None}, {"booster": a, "weight": 1.0, "arm_code": None}]
+            )
+        self.boosters_, self.terms_ = boosters, terms
+        return self
+
+
 def make_learner(kind: str, n_arms: int, params: dict | None = None, random_state: int = 0, n_jobs: int = 2):
-    classes = {"s": SLearner, "t": TLearner, "x": XLearner}
+    classes = {"s": SLearner, "t": TLearner, "x": XLearner, "dr": DRLearner}
     if kind not in classes:
         raise ValueError(f"unknown uplift learner {kind!r}; expected one of {LEARNERS}")
     return classes[kind](n_arms, params=params, random_state=random_state, n_jobs=n_jobs)
