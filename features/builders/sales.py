@@ -11,14 +11,14 @@ import pandas as pd
 
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, ORDERS
-from features.snapshot import Snapshot
+from features.snapshot import KEY, Snapshot
 
 WINDOWS = (30, 90, 365)
 SOURCES = (ORDERS.name,)
 
 
 def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
-    cut = f"TIMESTAMP '{snap.cutoff.isoformat(sep=' ')}'"
+    cut = snap.sql_cutoff
     windows = ",\n".join(
         f"count(*) FILTER (WHERE age <= {w}) AS sales_orders_{w}d, "
         f"coalesce(sum({ORDERS.amount}) FILTER (WHERE age <= {w}), 0) AS sales_revenue_{w}d"
@@ -26,14 +26,14 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     )
     query = f"""
     WITH o AS (
-        SELECT {CUSTOMER_ID}, {ORDERS.amount} AS amount, {ORDERS.discount_amount} AS discount,
+        SELECT {KEY}, {ORDERS.amount} AS amount, {ORDERS.discount_amount} AS discount,
                {ORDERS.shipping_fee} AS shipping, {ORDERS.category} AS category, {ORDERS.n_items} AS n_items,
                epoch({cut} - {ORDERS.ordered_at}) / 86400.0 AS age,
-               lead(age) OVER (PARTITION BY {CUSTOMER_ID} ORDER BY age) - age AS gap
+               lead(age) OVER (PARTITION BY {KEY} ORDER BY age) - age AS gap
         FROM {ORDERS.name}
     ),
     agg AS (
-        SELECT {CUSTOMER_ID},
+        SELECT {KEY},
             min(age) AS sales_days_since_last_order,
             max(age) AS sales_days_since_first_order,
             count(*) AS sales_orders_all,
@@ -52,9 +52,9 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
             count(category) AS n_with_category,
             avg(gap) AS gap_mean,
             stddev_pop(gap) AS gap_std
-        FROM o GROUP BY {CUSTOMER_ID}
+        FROM o GROUP BY {KEY}
     )
-    SELECT p.{CUSTOMER_ID}, agg.* EXCLUDE ({CUSTOMER_ID}, orders_prev_90d, revenue_prev_90d,
+    SELECT p.{CUSTOMER_ID}, agg.* EXCLUDE ({KEY}, orders_prev_90d, revenue_prev_90d,
                                            n_categories, n_with_category, gap_mean, gap_std),
         sales_orders_90d - orders_prev_90d AS sales_orders_trend_90d,
         sales_revenue_90d - revenue_prev_90d AS sales_revenue_trend_90d,
@@ -63,7 +63,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
         gap_std AS sales_gap_std_days_all,
         sales_days_since_last_order / nullif(gap_mean, 0) AS sales_overdue_ratio_all
     FROM population p
-    LEFT JOIN agg USING ({CUSTOMER_ID})
+    LEFT JOIN agg USING ({KEY})
     """
     frame = snap.sql(query).set_index(CUSTOMER_ID)
     counts = [c for c in frame.columns if c.startswith(("sales_orders_", "sales_revenue_"))]

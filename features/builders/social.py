@@ -12,20 +12,20 @@ import pandas as pd
 
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, INTERESTS, REVIEWS
-from features.snapshot import Snapshot
+from features.snapshot import KEY, Snapshot
 
 SOURCES = (REVIEWS.name, INTERESTS.name)
 
 
 def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
-    cut = f"TIMESTAMP '{snap.cutoff.isoformat(sep=' ')}'"
+    cut = snap.sql_cutoff
     reviews = snap.sql(f"""
         SELECT p.{CUSTOMER_ID},
             count(r.{REVIEWS.created_at}) AS social_reviews_all,
             avg(r.{REVIEWS.rating}) AS social_rating_mean_all,
             avg(r.{REVIEWS.sentiment}) AS social_sentiment_mean_all,
             min(epoch({cut} - r.{REVIEWS.created_at}) / 86400.0) AS social_days_since_last_review
-        FROM population p LEFT JOIN {REVIEWS.name} r USING ({CUSTOMER_ID})
+        FROM population p LEFT JOIN {REVIEWS.name} r USING ({KEY})
         GROUP BY p.{CUSTOMER_ID}
     """).set_index(CUSTOMER_ID)
     if not snap.has(REVIEWS.name):
@@ -37,7 +37,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
 def _interests(snap: Snapshot, top: int) -> pd.DataFrame:
     rows = snap.sql(f"""
         SELECT p.{CUSTOMER_ID}, i.{INTERESTS.interest} AS interest
-        FROM population p LEFT JOIN (SELECT DISTINCT * FROM {INTERESTS.name}) i USING ({CUSTOMER_ID})
+        FROM population p LEFT JOIN (SELECT DISTINCT * FROM {INTERESTS.name}) i USING ({KEY})
     """)
     present = snap.has(INTERESTS.name)
     counts = rows.groupby(CUSTOMER_ID)["interest"].count().astype("float64")
