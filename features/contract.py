@@ -290,10 +290,10 @@ def _all_distinct(values: pd.Series) -> bool:
 
 
 def _as_category_text(values: pd.Series) -> pd.Series:
-    """Text labels, stripped; a categorical stays categorical (cheap on large tables)."""
+    """Text labels; a categorical stays categorical (cheap on large tables)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.cat.rename_categories(lambda c: str(c).strip())
-    return values.astype("string").str.strip()
+    return values.astype("string")
 
 
 def _as_id(values: pd.Series) -> pd.Series:
@@ -302,4 +302,4 @@ def _as_id(values: pd.Series) -> pd.Series:
         whole = values.dropna()
         if (whole == np.floor(whole)).all():
             values = values.astype("Int64")
-    return values.astype("string").str.strip()
+    return values.astype("string")

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from features.contract import CUSTOMER_ID, CUSTOMERS, TABLES, ContractError, validate
 
@@ -46,10 +47,13 @@ class Tables:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
+    """One table file as pandas; CSV cells lose leading blanks (' 17' is customer '17')."""
     if path.suffix == ".parquet":
-        return pd.read_parquet(path)
+        return pq.read_table(path).to_pandas()
     try:
-        return pd.read_csv(path, dtype={CUSTOMER_ID: "string", "order_id": "string"}, low_memory=False)
+        return pd.read_csv(
+            path, dtype={CUSTOMER_ID: "string", "order_id": "string"}, skipinitialspace=True, low_memory=False
+        )
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
 
