@@ -6,8 +6,9 @@ correctness holds by construction: the cutoff instant belongs to the future.
 
 For speed the views carry ``cid``, a dense integer customer key, instead of
 the string ``customer_id``: grouping, sorting and joining on integers is several
-times faster. The encoding is done once per :class:`Tables` and reused for
-every cutoff; ``population`` maps ``cid`` back to ``customer_id``.
+times faster. The encoding (``Tables.customer_codes``) is done once per
+:class:`Tables` and reused for every cutoff; ``population`` maps ``cid`` back
+to ``customer_id``.
 """
 
 from __future__ import annotations
@@ -30,34 +31,16 @@ _SQL_TYPES = {
     "category": "VARCHAR",
     "flag": "TINYINT",
 }
-_CACHE = "_snapshot_encoding"
 
 
-def _encoded(tables: Tables) -> tuple[pa.Table, dict[str, pa.Table | pd.DataFrame]]:
-    """(ids, tables keyed by cid), computed once per Tables object and cached on it.
-
-    Rows whose customer is not among the known customers get no key and are
-    left out; they can't be in any population.
-    """
-    cached = tables.__dict__.get(_CACHE)
-    if cached is not None:
-        return cached
-    present = tables.present()
-    ids = pa.array(tables.customer_ids().to_numpy(dtype=object), type=pa.string())
-    keyed: dict[str, pa.Table | pd.DataFrame] = {}
-    for name, frame in present.items():
-        codes = pc.index_in(pa.array(frame[CUSTOMER_ID], type=pa.string()), value_set=ids)
-        if name == CUSTOMERS.name:  # small, and custom attributes may hold anything: stay pandas
-            keyed[name] = frame.assign(**{KEY: codes.to_numpy(zero_copy_only=False)})
-            continue
-        rest = frame.drop(columns=CUSTOMER_ID)
-        table = pa.Table.from_pandas(rest, preserve_index=False).append_column(KEY, codes)
-        if codes.null_count:
-            table = table.filter(pc.is_valid(codes))
-        keyed[name] = table
-    id_table = pa.table({KEY: np.arange(len(ids), dtype=np.int32), CUSTOMER_ID: ids})
-    tables.__dict__[_CACHE] = (id_table, keyed)  # frozen dataclass: cache beside the fields
-    return id_table, keyed
+def _keyed(tables: Tables, name: str) -> pa.Table | pd.DataFrame:
+    """A table with ``cid`` instead of ``customer_id``; rows of unknown customers left out."""
+    frame = getattr(tables, name)
+    codes = tables.customer_codes(name)
+    if name == CUSTOMERS.name:  # small, and custom attributes may hold anything: stay pandas
+        return frame.assign(**{KEY: codes.to_numpy()})
+    table = pa.Table.from_pandas(frame.drop(columns=CUSTOMER_ID), preserve_index=False).append_column(KEY, codes)
+    return table.filter(pc.is_valid(codes)) if codes.null_count else table
 
 
 class Snapshot:
@@ -72,12 +55,14 @@ class Snapshot:
         self.cutoff = parse_cutoff(cutoff)
         self._present = set(tables.present())
         self._columns = {name: list(frame.columns) for name, frame in tables.present().items()}
-        ids, keyed = _encoded(tables)
+        ids = tables.customer_ids()
         self._con = duckdb.connect()
-        self._con.register("_ids", ids)
+        self._con.register(
+            "_ids", pa.table({KEY: np.arange(len(ids), dtype=np.int32), CUSTOMER_ID: pa.array(ids, type=pa.string())})
+        )
         cut = self.sql_cutoff
         for name, table in TABLES.items():
-            if name not in keyed:  # absent table: an empty view with the contract's columns
+            if name not in self._present:  # absent table: an empty view with the contract's columns
                 cols = ", ".join(
                     f"NULL::{_SQL_TYPES[c.kind]} AS {c.name}"
                     for c in table.columns
@@ -85,7 +70,7 @@ class Snapshot:
                 )
                 self._con.execute(f"CREATE VIEW {name} AS SELECT NULL::INTEGER AS {KEY}, {cols} WHERE false")
                 continue
-            self._con.register(f"_raw_{name}", keyed[name])
+            self._con.register(f"_raw_{name}", _keyed(tables, name))
             have = self._columns[name]
             extra = "".join(f", NULL::{_SQL_TYPES[c.kind]} AS {c.name}" for c in table.columns if c.name not in have)
             where = ""
