@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 CUTOFF = pd.Timestamp("2026-01-01")
 START = CUTOFF - pd.Timedelta(days=730)
@@ -32,7 +34,7 @@ START = CUTOFF - pd.Timedelta(days=730)
 def make_tables(n_customers: int, n_orders: int, n_events: int, out: Path, seed: int = 0) -> None:
     """Random tables in the contract's format, written as Parquet (a day after the cutoff included)."""
     rng = np.random.default_rng(seed)
-    ids = np.char.add("c", np.arange(n_customers).astype(str)).astype(object)
+    ids = pa.array(np.char.add("c", np.arange(n_customers).astype(str)), type=pa.string())
     span = (CUTOFF - START).total_seconds() + 86400 * 30
 
     def times(n):
@@ -43,7 +45,7 @@ def make_tables(n_customers: int, n_orders: int, n_events: int, out: Path, seed:
     who = rng.choice(n_customers, size=n_orders, p=weights)
     pd.DataFrame(
         {
-            "customer_id": pd.array(ids[np.arange(n_customers)], dtype="string"),
+            "customer_id": pd.array(ids, dtype="string"),
             "signed_up_at": START - pd.to_timedelta(rng.uniform(0, 365, n_customers), unit="D"),
             "region": pd.Categorical(rng.choice(["north", "south", "east", "west"], n_customers)),
             "age": rng.integers(18, 80, n_customers).astype(float),
@@ -51,8 +53,8 @@ def make_tables(n_customers: int, n_orders: int, n_events: int, out: Path, seed:
     ).to_parquet(out / "customers.parquet")
     pd.DataFrame(
         {
-            "order_id": pd.array(np.char.add("o", np.arange(n_orders).astype(str)), dtype="string"),
-            "customer_id": pd.array(ids[who], dtype="string"),
+            "order_id": pd.array(pa.array(np.char.add("o", np.arange(n_orders).astype(str))), dtype="string"),
+            "customer_id": pd.array(pc.take(ids, who), dtype="string"),
             "ordered_at": times(n_orders),
             "amount": rng.lognormal(3.5, 0.6, n_orders),
             "discount_amount": np.where(rng.random(n_orders) < 0.3, rng.uniform(1, 10, n_orders), 0.0),
@@ -66,7 +68,7 @@ def make_tables(n_customers: int, n_orders: int, n_events: int, out: Path, seed:
     kinds = np.array(["visit", "page_view", "add_to_cart", "email_sent", "email_open", "email_click"])
     pd.DataFrame(
         {
-            "customer_id": pd.array(ids[who], dtype="string"),
+            "customer_id": pd.array(pc.take(ids, who), dtype="string"),
             "occurred_at": times(n_events),
             "event_type": pd.Categorical(kinds[rng.choice(6, n_events, p=[0.25, 0.35, 0.08, 0.2, 0.09, 0.03])]),
         }
