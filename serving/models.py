@@ -195,20 +195,30 @@ class OfferModel:
         cache: dict[tuple[int, int | None], np.ndarray] = {}
         for b, codes in wanted.items():
             X = encode(columns, n, self.inputs[b], self.levels[b])
-            if ARM_COLUMN in self.inputs[b]:
-                X = np.tile(X, (len(codes), 1))
-                arm_col = self.inputs[b].index(ARM_COLUMN)
-                for k, code in enumerate(codes):
-                    X[k * n : (k + 1) * n, arm_col] = np.nan if code is None else code
             booster = self.boosters[b]
-            pred = booster.predict(X, num_threads=1) if len(X) < 1000 else booster.predict(X)
+            if ARM_COLUMN not in self.inputs[b]:
+                cache.update({(b, code): self._predict(booster, X) for code in codes})
+                continue
+            arm_col = self.inputs[b].index(ARM_COLUMN)
+            if n >= 1000:  # big batches: set the arm column in place, one call per arm (no copies)
+                for code in codes:
+                    X[:, arm_col] = np.nan if code is None else code
+                    cache[(b, code)] = self._predict(booster, X)
+                continue
+            X = np.tile(X, (len(codes), 1))  # small requests: one stacked call instead of one per arm
             for k, code in enumerate(codes):
-                cache[(b, code)] = pred[k * n : (k + 1) * n] if ARM_COLUMN in self.inputs[b] else pred
+                X[k * n : (k + 1) * n, arm_col] = np.nan if code is None else code
+            pred = self._predict(booster, X)
+            cache.update({(b, code): pred[k * n : (k + 1) * n] for k, code in enumerate(codes)})
         out = np.zeros((n, len(self.spec["arms"])))
         for j, arm in enumerate(self.spec["arms"]):
             for term in self.terms[arm]:
                 out[:, j] += term.weight * cache[(term.booster, term.arm_code)]
         return np.clip(out, 0.0, 1.0)
+
+    @staticmethod
+    def _predict(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
+        return booster.predict(X, num_threads=1) if len(X) < 1000 else booster.predict(X)
 
     def _numbers(self, columns: Mapping, key: str, n: int) -> np.ndarray | None:
         col = self.spec.get(key)

@@ -67,6 +67,22 @@ def _value(v):
 
 
 @dataclass
+class Reasons:
+    """Top-k churn reasons per row: feature name, its value, SHAP contribution (log-odds); None/NaN past the last."""
+
+    feature: np.ndarray  # (n, k) object
+    value: np.ndarray  # (n, k) object: float, str or None
+    contribution: np.ndarray  # (n, k) float
+
+    def row(self, i: int) -> list[tuple[str, object, float]]:
+        return [
+            (f, v, float(c))
+            for f, v, c in zip(self.feature[i], self.value[i], self.contribution[i], strict=True)
+            if f is not None
+        ]
+
+
+@dataclass
 class Scores:
     """Scores for n customers, column-wise; ``frame()`` for files, ``records()`` for HTTP."""
 
@@ -77,10 +93,9 @@ class Scores:
     lifecycle_stage: np.ndarray
     recommended_offer: np.ndarray
     offer_profit: dict[str, np.ndarray]
-    reasons: list[list[tuple[str, object, float]]] | None
+    reasons: Reasons | None
     churn_model_version: str
     offer_model_version: str
-    top_k: int = 3
 
     def __len__(self) -> int:
         return len(self.customer_id)
@@ -99,13 +114,11 @@ class Scores:
         for offer, profit in self.offer_profit.items():
             out[f"profit_{offer}"] = profit
         if self.reasons is not None:
-            for k in range(self.top_k):
-                picked = [r[k] if len(r) > k else (None, None, np.nan) for r in self.reasons]
-                out[f"reason_{k + 1}"] = pd.array([p[0] for p in picked], dtype="string")
-                out[f"reason_{k + 1}_value"] = pd.array(
-                    [None if p[1] is None else str(p[1]) for p in picked], dtype="string"
-                )
-                out[f"reason_{k + 1}_contribution"] = np.array([p[2] for p in picked], dtype=float)
+            r = self.reasons
+            for k in range(r.feature.shape[1]):
+                out[f"reason_{k + 1}"] = pd.array(r.feature[:, k], dtype="string")
+                out[f"reason_{k + 1}_value"] = pd.array(_text(r.value[:, k]), dtype="string")
+                out[f"reason_{k + 1}_contribution"] = r.contribution[:, k]
         out["churn_model_version"] = pd.array([self.churn_model_version] * n, dtype="string")
         out["offer_model_version"] = pd.array([self.offer_model_version] * n, dtype="string")
         return pd.DataFrame(out)
@@ -128,7 +141,7 @@ class Scores:
                     "offer_profit": {} if profits is None else dict(zip(offers, profits[i].tolist(), strict=True)),
                     "reasons": None
                     if self.reasons is None
-                    else [{"feature": f, "value": v, "contribution": c} for f, v, c in self.reasons[i]],
+                    else [{"feature": f, "value": v, "contribution": c} for f, v, c in self.reasons.row(i)],
                     "churn_model_version": self.churn_model_version,
                     "offer_model_version": self.offer_model_version,
                 }
@@ -153,27 +166,36 @@ def unknown_record(customer_id: str, models: Models) -> dict:
     }
 
 
-def top_reasons(
-    contributions: np.ndarray, columns: Mapping, features: Sequence[str], k: int
-) -> list[list[tuple[str, object, float]]]:
-    """Per row, up to k features with the largest positive contribution to churn risk, with their values."""
-    n = contributions.shape[0]
-    k = min(k, contributions.shape[1])
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
-    out = []
-    cache: dict[str, list] = {}
-    for i in range(n):
-        row = []
-        for j in order[i]:
-            c = float(contributions[i, j])
-            if c <= 0:
-                break
-            name = features[j]
-            if name not in cache:
-                cache[name] = list(columns[name]) if name in columns else [None] * n
-            row.append((name, _value(cache[name][i]), c))
-        out.append(row)
-    return out
+def _text(values: np.ndarray) -> list:
+    return [None if v is None else str(v) for v in values]
+
+
+def top_reasons(contributions: np.ndarray, X: np.ndarray, columns: Mapping, models: Models, k: int) -> Reasons:
+    """Per row, up to k features with the largest positive contribution to churn risk, with their values.
+
+    Numeric values come from the model matrix; a text feature's value is the caller's own text.
+    """
+    n, f = contributions.shape
+    k = min(k, f)
+    top = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
+    contrib = np.take_along_axis(contributions, top, axis=1)
+    keep = contrib > 0
+    names = np.array(models.churn.features, dtype=object)
+    feature = np.where(keep, names[top], None)
+    numbers = np.take_along_axis(X, top, axis=1)
+    value = np.empty(numbers.shape, dtype=object)
+    value[:] = numbers.tolist()  # Python floats, as JSON wants them
+    value[~keep | np.isnan(numbers)] = None
+    rows = np.arange(n)
+    for j, name in enumerate(models.churn.features):
+        if name not in models.churn.levels:
+            continue
+        hit = keep & (top == j)
+        if hit.any():
+            raw = np.asarray(list(columns[name]) if name in columns else [None] * n, dtype=object)
+            where = np.nonzero(hit)
+            value[where] = [_value(v) for v in raw[rows[where[0]]]]
+    return Reasons(feature, value, np.where(keep, contrib, np.nan))
 
 
 def score(
@@ -205,7 +227,7 @@ def score(
     as_of_values = np.full(n, _day(as_of), dtype=object) if np.ndim(as_of) == 0 else np.array([_day(a) for a in as_of])
     why = None
     if reasons:
-        why = top_reasons(models.churn.contributions(X), columns, models.churn.features, config.reasons_top_k)
+        why = top_reasons(models.churn.contributions(X), X, columns, models, config.reasons_top_k)
     return Scores(
         customer_id=np.asarray(customer_ids, dtype=object),
         as_of=as_of_values,
@@ -217,7 +239,6 @@ def score(
         reasons=why,
         churn_model_version=models.churn.label,
         offer_model_version=models.offer_note,
-        top_k=config.reasons_top_k,
     )
 
 

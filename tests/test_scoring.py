@@ -89,7 +89,8 @@ def test_reasons_are_the_largest_positive_contributions_with_values(models, fram
     part = frame.head(50)
     scored = score(part, list(part.index), as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
     contrib = models.churn.contributions(models.churn.encode(part, len(part)))
-    for i, reasons in enumerate(scored.reasons):
+    for i in range(len(scored)):
+        reasons = scored.reasons.row(i)
         assert 1 <= len(reasons) <= 3 or contrib[i].max() <= 0
         values = [c for _, _, c in reasons]
         assert values == sorted(values, reverse=True) and all(c > 0 for c in values)
