@@ -170,6 +170,12 @@ class Retain:
     """Churn risk, lifecycle stage and next best offer for campaign tools."""
 
     def __init__(self) -> None:
+        if not log.handlers:  # one line per request: endpoint, counts, latency; never ids or feature values
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+            log.propagate = False
         self.config = current_config()
         self._lock = threading.Lock()
         self._marker = self.config.store_path.with_name(self.config.store_path.name + ".reload")

@@ -10,9 +10,14 @@ Feature rows come from ``features.build.build_features`` (``retain build-feature
 writes them as Parquet) or from any job that writes the same columns; the
 lifecycle base stage column is optional. Run on a cluster with::
 
+    zip -qr retain.zip features analytics serving configs
     spark-submit --master yarn --deploy-mode cluster --py-files retain.zip \\
-        -m serving.spark --features hdfs:///retain/features.parquet --as-of 2026-06-01 \\
+        serving/spark.py --features hdfs:///retain/features.parquet --as-of 2026-06-01 \\
         --out hdfs:///retain/scores.parquet
+
+The driver loads the champions from the registry (``MLFLOW_TRACKING_URI``) once;
+executors need the project's Python dependencies (lightgbm, scikit-learn, pandas,
+pyarrow), not registry access.
 """
 
 from __future__ import annotations

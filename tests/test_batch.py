@@ -156,3 +156,16 @@ def test_refuses_features_that_do_not_match_the_model(setup, tmp_path):
             progress=False,
         )
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_the_service_store_sees_a_refreshed_snapshot_without_reopening(tmp_path):
+    from serving.store import write_snapshot
+
+    path = tmp_path / "store.sqlite"
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, None], "s": ["u", None]})
+    write_snapshot(frame, path, as_of="2026-01-01", columns=["x", "s"])
+    store = SQLiteStore(path)
+    assert store.lookup(["b", "zz", "a"]) == (["b", "a"], {"x": [None, 1.0], "s": [None, "u"]})
+    write_snapshot(frame.assign(x=[5.0, 6.0]), path, as_of="2026-02-01", columns=["x", "s"])
+    assert store.lookup(["a"])[1]["x"] == [5.0]
+    assert store.as_of == "2026-02-01"
