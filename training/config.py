@@ -35,7 +35,9 @@ class Tuning(Frozen):
 class Gate(Frozen):
     """When the challenger replaces the champion."""
 
-    metric: str = Field("roc_auc", pattern="^(roc_auc|pr_auc)$", description="higher is better")
+    metric: str = Field(
+        "roc_auc", pattern="^(roc_auc|pr_auc|dr_gain)$", description="higher is better; dr_gain for offers"
+    )
     margin: float = Field(0.002, ge=0, description="the challenger must beat the champion by at least this")
 
 

@@ -487,7 +487,7 @@ def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, t
         days = result.holdout["days"]
         version = register(info.model_uri, config.model_name, run_id=run.info.run_id, test_cutoff=days)
         # the churn gate compares f"test_{metric}" on the same test slice; here the metric is the DR gain
-        rule = Gate.model_construct(metric=GATE_METRIC.removeprefix("test_"), margin=config.gate_margin)
+        rule = Gate(metric=GATE_METRIC.removeprefix("test_"), margin=config.gate_margin)
         decision = gate(
             config.model_name,
             version,
