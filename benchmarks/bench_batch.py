@@ -28,17 +28,15 @@ AS_OF = "2026-06-01"
 
 
 def make_features(n: int, out: Path, seed: int = 0) -> None:
-    import sqlite3
-
     import numpy as np
-    import pandas as pd
 
     from benchmarks.bench_service import prepare
 
     _, configs, _ = prepare(ROOT / "outputs" / "bench_serving")
     store = Path(json.loads((ROOT / "outputs" / "bench_serving" / "ready.json").read_text())["configs"]).parent
-    with sqlite3.connect(store / "store.sqlite") as con:
-        base = pd.read_sql("SELECT * FROM features", con)
+    from serving.store import SQLiteStore
+
+    base = SQLiteStore(store / "store.sqlite").frame()
     rng = np.random.default_rng(seed)
     frame = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
     frame["customer_id"] = np.char.add("b", np.char.zfill(np.arange(n).astype(str), 8))

@@ -90,7 +90,8 @@ def encode(columns: Mapping, n: int, features: Iterable[str], levels: Mapping[st
             codes = pd.Categorical(values.astype("string"), categories=list(lookup)).codes
             X[:, j] = np.where(codes < 0, np.nan, codes)
         else:
-            X[:, j] = [np.nan if _null(v) else lookup.get(str(v), np.nan) for v in values]
+            get, nan = lookup.get, np.nan
+            X[:, j] = [get(v, nan) if type(v) is str else (nan if _null(v) else get(str(v), nan)) for v in values]
     return X
 
 

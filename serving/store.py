@@ -50,7 +50,11 @@ class FeatureStore(Protocol):
 
 
 def write_snapshot(frames, path: str | Path, *, as_of: str, columns: list[str]) -> Path:
-    """Write feature rows (one DataFrame or an iterable of chunks, customer_id column or index) atomically."""
+    """Write feature rows (one DataFrame or an iterable of chunks, customer_id column or index) atomically.
+
+    One row per customer: the numeric features packed as float64 bytes, the text
+    features as a JSON list, so a lookup of 100 customers reads 100 short rows.
+    """
     if isinstance(frames, pd.DataFrame):
         frames = [frames]
     path = Path(path)
@@ -60,24 +64,27 @@ def write_snapshot(frames, path: str | Path, *, as_of: str, columns: list[str]) 
         try:
             con.execute("PRAGMA journal_mode=OFF")
             con.execute("PRAGMA synchronous=OFF")
-            cols = ", ".join(f'"{c}"' for c in columns)
-            create, rows = False, 0
+            con.execute(f'CREATE TABLE {TABLE} ("{CUSTOMER_ID}" TEXT PRIMARY KEY, num BLOB, txt TEXT)')
+            numeric: list[str] | None = None
+            rows = 0
             for frame in frames:
                 if CUSTOMER_ID not in frame.columns:
                     frame = frame.reset_index()
-                part = frame[[CUSTOMER_ID, *columns]]
-                if not create:
-                    types = [_sql_type(part[c]) for c in columns]
-                    defs = ", ".join(f'"{c}" {t}' for c, t in zip(columns, types, strict=True))
-                    con.execute(f'CREATE TABLE {TABLE} ("{CUSTOMER_ID}" TEXT PRIMARY KEY, {defs})')
-                    create = True
-                marks = ", ".join("?" * (len(columns) + 1))
-                con.executemany(f'INSERT INTO {TABLE} ("{CUSTOMER_ID}", {cols}) VALUES ({marks})', _rows(part))
-                rows += len(part)
-            if not create:
+                if numeric is None:
+                    numeric = [c for c in columns if _is_number(frame[c])]
+                    text = [c for c in columns if c not in numeric]
+                con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?)", _rows(frame, numeric, text))
+                rows += len(frame)
+            if numeric is None:
                 raise StoreError("no feature rows to write")
             con.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT)")
-            meta = {"as_of": as_of, "columns": json.dumps(columns), "rows": str(rows)}
+            meta = {
+                "as_of": as_of,
+                "columns": json.dumps(columns),
+                "numeric": json.dumps(numeric),
+                "text": json.dumps(text),
+                "rows": str(rows),
+            }
             con.executemany(f"INSERT INTO {META} VALUES (?, ?)", meta.items())
             con.commit()
         finally:
@@ -85,23 +92,21 @@ def write_snapshot(frames, path: str | Path, *, as_of: str, columns: list[str]) 
     return path
 
 
-def _sql_type(values: pd.Series) -> str:
-    return "REAL" if pd.api.types.is_numeric_dtype(values) else "TEXT"
+def _is_number(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) or values.isna().all()
 
 
-def _rows(frame: pd.DataFrame):
-    """Rows as Python tuples with NaN/NA as NULL."""
-    cols = []
-    for c in frame.columns:
-        v = frame[c]
-        if pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
-            arr = v.to_numpy(dtype=np.float64, na_value=np.nan).astype(object)
-            arr[pd.isna(arr)] = None
-        else:
-            arr = v.astype(object).where(v.notna(), None).to_numpy()
-            arr = np.array([x if x is None else str(x) for x in arr], dtype=object)
-        cols.append(arr)
-    return zip(*cols, strict=True)
+def _rows(frame: pd.DataFrame, numeric: list[str], text: list[str]):
+    """(customer_id, float64 bytes, JSON list of texts) per row; NaN/NA text as null."""
+    ids = frame[CUSTOMER_ID].astype(str).to_numpy()
+    matrix = np.ascontiguousarray(
+        np.column_stack([pd.to_numeric(frame[c]).to_numpy(dtype=np.float64, na_value=np.nan) for c in numeric])
+        if numeric
+        else np.empty((len(frame), 0))
+    )
+    texts = [frame[c].astype(object).where(frame[c].notna(), None).to_numpy() for c in text]
+    for i in range(len(frame)):
+        yield ids[i], matrix[i].tobytes(), json.dumps([None if t[i] is None else str(t[i]) for t in texts])
 
 
 class SQLiteStore:
@@ -128,16 +133,19 @@ class SQLiteStore:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             self._local.con, self._local.key = con, key
             if self._meta_key != key:
-                self._meta_key = key
                 self._meta = self._read_meta(con)
+                self._meta_key = key
         return con
 
     def _read_meta(self, con: sqlite3.Connection) -> dict:
         try:
             meta = dict(con.execute(f"SELECT key, value FROM {META}").fetchall())
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a feature snapshot ({exc})") from exc
-        meta["columns"] = json.loads(meta["columns"])
+            for key in ("columns", "numeric", "text"):
+                meta[key] = json.loads(meta[key])
+        except (sqlite3.DatabaseError, KeyError) as exc:
+            raise StoreError(
+                f"{self.path}: not a feature snapshot of this version ({exc}); rerun retain score"
+            ) from exc
         return meta
 
     @property
@@ -154,15 +162,31 @@ class SQLiteStore:
 
     def lookup(self, ids: Sequence[str]) -> tuple[list[str], dict[str, list]]:
         con = self._connect()
+        meta = self._meta
         wanted = list(dict.fromkeys(ids))
         found: dict[str, tuple] = {}
         for start in range(0, len(wanted), 900):  # stay under SQLite's bound-parameter limit
             part = wanted[start : start + 900]
             marks = ", ".join("?" * len(part))
-            cur = con.execute(f'SELECT * FROM {TABLE} WHERE "{CUSTOMER_ID}" IN ({marks})', part)
-            names = [d[0] for d in cur.description]
-            for row in cur.fetchall():
+            for row in con.execute(f'SELECT * FROM {TABLE} WHERE "{CUSTOMER_ID}" IN ({marks})', part):
                 found[row[0]] = row
         hits = [i for i in ids if i in found]
-        columns = {name: [found[i][j] for i in hits] for j, name in enumerate(names) if j > 0}
-        return hits, columns
+        return hits, self._columns([found[i] for i in hits], meta)
+
+    @staticmethod
+    def _columns(rows: list[tuple], meta: dict) -> dict:
+        numeric, text = meta["numeric"], meta["text"]
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float64).reshape(len(rows), len(numeric))
+        out: dict = {name: matrix[:, j] for j, name in enumerate(numeric)}
+        texts = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+        out.update({name: [t[j] for t in texts] for j, name in enumerate(text)})
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        """Every row as a DataFrame (customer_id column first), for Spark jobs and checks."""
+        con = self._connect()
+        rows = con.execute(f'SELECT * FROM {TABLE} ORDER BY "{CUSTOMER_ID}"').fetchall()
+        columns = self._columns(rows, self._meta)
+        data = {CUSTOMER_ID: [r[0] for r in rows]}
+        data.update({c: columns[c] for c in self.columns})
+        return pd.DataFrame(data)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -165,7 +166,9 @@ def test_the_service_store_sees_a_refreshed_snapshot_without_reopening(tmp_path)
     frame = pd.DataFrame({"customer_id": ["a", "b"], "x": [1.0, None], "s": ["u", None]})
     write_snapshot(frame, path, as_of="2026-01-01", columns=["x", "s"])
     store = SQLiteStore(path)
-    assert store.lookup(["b", "zz", "a"]) == (["b", "a"], {"x": [None, 1.0], "s": [None, "u"]})
+    hits, columns = store.lookup(["b", "zz", "a"])
+    assert hits == ["b", "a"] and columns["s"] == [None, "u"]
+    np.testing.assert_array_equal(columns["x"], [np.nan, 1.0])
     write_snapshot(frame.assign(x=[5.0, 6.0]), path, as_of="2026-02-01", columns=["x", "s"])
-    assert store.lookup(["a"])[1]["x"] == [5.0]
+    assert store.lookup(["a"])[1]["x"].tolist() == [5.0]
     assert store.as_of == "2026-02-01"

@@ -69,8 +69,11 @@ def known_ids(champ):
     return pd.read_parquet(champ.root / "scores.parquet")["customer_id"].head(5).tolist()
 
 
-def _error(response) -> str:
-    return response.text
+def _plain(value):
+    """A snapshot value as JSON carries it: NaN as null, numpy floats as floats."""
+    if value is None or isinstance(value, str):
+        return value
+    return None if value != value else float(value)
 
 
 def test_score_by_ids_marks_unknown_ids(client, known_ids):
@@ -108,7 +111,7 @@ def test_score_by_features_equals_score_by_ids(champ, client, known_ids):
     rows = [
         {
             "customer_id": cid,
-            "features": {f: columns[f][i] for f in columns if f != "lifecycle_base_stage"},
+            "features": {f: _plain(columns[f][i]) for f in columns if f != "lifecycle_base_stage"},
             "lifecycle_base_stage": columns["lifecycle_base_stage"][i],
         }
         for i, cid in enumerate(hits)

@@ -48,10 +48,9 @@ def test_http_batch_and_spark_agree(champ, tmp_path):
     )
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
 
-    import sqlite3
+    from serving.store import SQLiteStore
 
-    with sqlite3.connect(store) as con:
-        features = pd.read_sql("SELECT * FROM features", con)
+    features = SQLiteStore(store).frame()
     spark = local_session(2)
     try:
         frame = spark.createDataFrame(features)
