@@ -59,12 +59,6 @@ FeatureValue = float | str | None
 Stage = Literal[STAGES]  # type: ignore[valid-type]
 
 
-class ScoreIdsRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    customer_ids: list[CustomerId] = Field(min_length=1, description="customers to score from the feature snapshot")
-    reasons: bool = Field(False, description="add the top features that push churn risk up (costs ~0.1 ms/row)")
-
-
 class FeatureRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
     customer_id: CustomerId
@@ -106,6 +100,10 @@ class TooLarge(BentoMLException):
 
 class Unprocessable(BentoMLException):
     error_code = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class Unavailable(BentoMLException):
+    error_code = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 class Forbidden(BentoMLException):
@@ -193,8 +191,22 @@ class Retain:
 
     def _load(self) -> Models:
         models = load_models(self.config)
-        models.check_features(self.store.columns, source=f"the feature snapshot {self.config.store_path}")
+        self._check(models, self.store.columns)
         return models
+
+    def _check(self, models: Models, columns: list[str]) -> None:
+        snapshot = [c for c in columns if c != BASE_STAGE]
+        models.check_features(snapshot, source=f"the feature snapshot {self.config.store_path}")
+        self._checked = columns
+
+    def _snapshot_fits(self) -> None:
+        """The batch job may have replaced the snapshot since the last request: check its columns once."""
+        columns = self.store.columns
+        if columns is not self._checked:
+            try:
+                self._check(self.models, columns)
+            except ModelError as exc:
+                raise Unavailable(f"the refreshed feature snapshot does not fit the models: {exc}") from exc
 
     def _marker_time(self) -> int:
         try:
@@ -238,6 +250,7 @@ class Retain:
         self._follow_reloads()
         models = self.models
         hits, columns = self.store.lookup(customer_ids)
+        self._snapshot_fits()
         known: dict[str, dict] = {}
         if hits:
             base = columns.get(BASE_STAGE)
