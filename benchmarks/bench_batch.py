@@ -55,19 +55,27 @@ def child(kind: str, features: Path, out: Path, reasons: bool, chunk: int) -> No
 
     config = load_config(ServingConfig, Path(info["configs"]) / "serving.yaml")
     models = load_models(config)
+
+    def cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
     if kind == "batch":
         from serving.batch import score_chunks, write_scores
 
         frame = pd.read_parquet(features).set_index("customer_id")
+        cpu0 = cpu()
         started = time.perf_counter()
         chunks = score_chunks(frame, as_of=AS_OF, models=models, config=config, reasons=reasons, chunk_size=chunk)
         write_scores(chunks, out, "parquet", len(frame), progress=False)
         seconds = time.perf_counter() - started
+        cpu_s = cpu() - cpu0
         n = len(frame)
     else:
         from serving.spark import local_session, score_spark
 
         spark = local_session(2)
+        cpu_s = float("nan")  # the work runs in Spark's Python workers and the JVM, not here
         started = time.perf_counter()
         sdf = spark.read.parquet(str(features))
         score_spark(sdf, as_of=AS_OF, models=models, config=config, reasons=reasons, partitions=8).write.mode(
@@ -78,7 +86,7 @@ def child(kind: str, features: Path, out: Path, reasons: bool, chunk: int) -> No
         spark.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trees = (models.churn.booster.num_trees(), sum(b.num_trees() for b in models.offer.boosters) if models.offer else 0)
-    print(json.dumps({"customers": n, "seconds": seconds, "peak_rss_mb": rss, "trees": trees}))
+    print(json.dumps({"customers": n, "seconds": seconds, "cpu_s": cpu_s, "peak_rss_mb": rss, "trees": trees}))
 
 
 def main() -> None:
@@ -113,13 +121,14 @@ def main() -> None:
     print(
         f"\n{os.cpu_count()} cores, load average {load[0]:.1f} at the end; trees (churn, offer) = {rows[0][2]['trees']}\n"
     )
-    print("| path | reasons | customers | seconds | customers/s | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print("| path | reasons | customers | seconds | customers/s | CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     for kind, reasons, r in rows:
         label = "serving.batch (chunks, Parquet)" if kind == "batch" else "Spark local[2] mapInPandas"
         rate = r["customers"] / r["seconds"]
         print(
-            f"| {label} | {'yes' if reasons else 'no'} | {r['customers']:,} | {r['seconds']:.1f} | {rate:,.0f} | {r['peak_rss_mb']:,.0f} |"
+            f"| {label} | {'yes' if reasons else 'no'} | {r['customers']:,} | {r['seconds']:.1f} | {rate:,.0f} "
+            f"| {r['cpu_s']:.1f} | {r['peak_rss_mb']:,.0f} |"
         )
 
 

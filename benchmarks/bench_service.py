@@ -1,7 +1,7 @@
 """Benchmark: the real `bentoml serve` on 127.0.0.1, bounded load, p50/p99 latency and throughput.
 
 Scenarios: score_ids with 1 and with 100 customers per request, at concurrency
-1 and 16; each runs for a fixed number of requests (or --seconds, whichever
+1 and 16, and two with reasons to show what they cost; each runs for a fixed number of requests (or --seconds, whichever
 comes first) after a warm-up. The load generator is a minimal asyncio HTTP/1.1
 client with keep-alive connections, so it takes as little of the 2 cores as
 possible. Champions: small ones trained with the real pipeline into
@@ -161,7 +161,14 @@ def server_cpu(proc: subprocess.Popen) -> float:
 
 
 def scenario(
-    port: int, ids: list[str], size: int, concurrency: int, total: int, seconds: float, proc: subprocess.Popen
+    port: int,
+    ids: list[str],
+    size: int,
+    concurrency: int,
+    total: int,
+    seconds: float,
+    proc: subprocess.Popen,
+    reasons: bool = False,
 ) -> dict:
     rng = np.random.default_rng(size * 100 + concurrency)
     bodies = [_request(port, json.dumps({"customer_ids": list(rng.choice(ids, size))}).encode()) for _ in range(256)]
@@ -171,6 +178,7 @@ def scenario(
     cpu = server_cpu(proc) - cpu0
     return {
         "customers/request": size,
+        "reasons": "yes" if reasons else "no",
         "concurrency": concurrency,
         "requests": len(lat),
         "errors": errors,
@@ -194,9 +202,9 @@ def main() -> None:
     proc = start(uri, configs, port, args.workers)
     try:
         wait_ready(port, proc)
+        plan = [(1, 1, False), (1, 16, False), (100, 1, False), (100, 16, False), (1, 1, True), (100, 16, True)]
         rows = [
-            scenario(port, ids, size, conc, args.requests, args.seconds, proc)
-            for size, conc in ((1, 1), (1, 16), (100, 1), (100, 16))
+            scenario(port, ids, size, conc, args.requests, args.seconds, proc, reasons) for size, conc, reasons in plan
         ]
     finally:
         proc.terminate()
@@ -207,7 +215,13 @@ def main() -> None:
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:
-        print("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" for v in r.values()) + " |")
+        print(
+            "| "
+            + " | ".join(
+                f"{v:,.1f}" if isinstance(v, float) else (f"{v:,}" if isinstance(v, int) else v) for v in r.values()
+            )
+            + " |"
+        )
 
 
 if __name__ == "__main__":
