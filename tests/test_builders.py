@@ -107,3 +107,12 @@ def test_every_builder_module_is_registered():
 def test_feature_names_follow_source_prefix(feats):
     prefixes = ("sales_", "behavior_", "demo_", "attr_", "social_")
     assert all(c.startswith(prefixes) for c in feats.columns)
+
+
+def test_odd_attribute_names_become_safe_feature_names():
+    from features.builders.demographics import attribute_name
+
+    assert attribute_name("Loyalty Tier") == "attr_loyalty_tier"
+    assert attribute_name("  newsletter opt-in? ") == "attr_newsletter_opt_in"
+    assert attribute_name("Ünïcode Färbe") == "attr_unicode_farbe"
+    assert attribute_name("#") == "attr_unnamed"

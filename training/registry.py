@@ -39,6 +39,7 @@ TRUSTED_TYPES = [
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
     "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",  # Platt scaling, chosen on small calibration slices
 ]
 
 

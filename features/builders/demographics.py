@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 
 import pandas as pd
 
@@ -26,8 +27,9 @@ _NUMBERS = (CUSTOMERS.household_income, CUSTOMERS.age)
 
 
 def attribute_name(column: str) -> str:
-    """A safe feature name for a custom attribute: 'Loyalty Tier' -> 'attr_loyalty_tier'."""
-    slug = re.sub(r"[^0-9a-z]+", "_", str(column).lower()).strip("_")
+    """A safe feature name for a custom attribute: 'Loyalty Tier' -> 'attr_loyalty_tier', 'Färbe' -> 'attr_farbe'."""
+    ascii_name = unicodedata.normalize("NFKD", str(column)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^0-9a-z]+", "_", ascii_name.lower()).strip("_")
     return f"attr_{slug or 'unnamed'}"
 
 
