@@ -22,18 +22,22 @@ The process (times are float days since the window start, the data window is
   ``signup + Exponential(hazard)``; after death there are no orders, visits,
   opens or clicks (the weekly Tuesday newsletter is still sent);
 * orders, visits, opens and clicks are what reveal that a customer is alive;
-* campaigns every 6 weeks send a random arm to a random 30 % of customers; a
-  responsive customer, alive at the send and with no natural order in the 14-day
-  window, places an induced order (within 2 days, before dying) with probability
-  ``tau * offer_effect_scale``, so P(convert | offer) = p_nat + (1 - p_nat) * tau * alive.
+* campaigns every 3 weeks send a random arm to a random 90 % of the customers active
+  recently (an order in the last 120 days, or signed up since), as shops mail their
+  live base; a responsive customer, alive at the send and with no natural order in
+  the 14-day window, places an induced order (within 2 days, before dying) with
+  probability ``tau * offer_effect_scale``, so P(convert | offer) = p_nat + (1 - p_nat) * tau * alive.
   Campaign windows end before the first churn-truth cutoff, so they never touch a
   label window; earlier unanswered offers enter the churn truth as evidence.
 
-Segments (latent, written to ``truth/``): sure things (high engagement, buy anyway),
-free-shipping persuadables (visible as a high free-shipping share of past orders),
-discount persuadables (visible as a high discount share, rarer and cheaper orders)
-and lost causes.  Effect sizes are set so that, with ``configs/offers.yaml``, the
-oracle (:func:`oracle_policy`) picks each offer for >10 % of sends and "none" for most.
+Segments (latent, written to ``truth/``) are mostly revealed by what a shop sees, so a
+policy built on the features can approach the oracle: free-shipping persuadables mostly
+live in the remote ``Delivery Zone`` (96 %, vs 2.5 % of everyone else) and pay no shipping
+on most past orders; discount persuadables mostly belong to the ``Coupon Club`` (95 % vs
+2.5 %), buy rarely at full price and mostly with a discount; sure things (high engagement)
+buy often anyway; lost causes do not respond.  Effect sizes are set so that, with
+``configs/offers.yaml``, the oracle (:func:`oracle_policy`) picks each offer for >10 % of
+sends and "none" for about half.
 
 Everything is vectorized numpy driven by one ``numpy.random.Generator``; the only
 Python loops run over campaigns, cutoffs and fixed-size chunks, never customers.
@@ -54,9 +58,10 @@ SECONDS_PER_DAY = 86_400
 HORIZON_DAYS = 90
 RESPONSE_DAYS = 14
 INDUCED_WITHIN_DAYS = 2.0  # an induced order comes within 2 days of the send: responders act on the mail
-CAMPAIGN_EVERY_DAYS = 42
+CAMPAIGN_EVERY_DAYS = 21
 FIRST_CAMPAIGN_DAY = 180
-CAMPAIGN_SHARE = 0.30
+CAMPAIGN_SHARE = 0.90
+ACTIVE_DAYS = 120  # campaigns go to customers with an order in the last 120 days, or signed up since
 TRUTH_STEP_DAYS = 30
 TRUTH_SPAN_DAYS = 180
 
@@ -84,6 +89,7 @@ INTEREST_CATEGORY = {
     "camping": "outdoor",
 }
 TIERS = ("Bronze", "Silver", "Gold", "Platinum")
+ZONES = ("urban", "remote")
 SHIPPING_FEE = 4.95
 
 
@@ -194,15 +200,25 @@ def _customers(rng, n: int, T: float) -> dict[str, np.ndarray]:
     p["died"] = p["signup"] + rng.exponential(1.0 / p["hazard"])
     p["basket_mu"] = np.log(55.0) + 0.25 * z_inc - 0.20 * ps + 0.15 * rng.standard_normal(n)
     p["basket_sigma"] = np.full(n, 0.5)
-    p["p_discount"] = _sigmoid(-1.8 + 1.5 * ps)
-    p["p_free_shipping"] = _sigmoid(-1.0 + 1.5 * ss)
-    logits = np.stack([-0.4 + 1.2 * e, -0.3 + 1.4 * ss, 0.1 + 1.4 * ps - 0.6 * e, np.zeros(n)], axis=1)
+    logits = np.stack([-0.4 + 1.2 * e, -0.3 + 1.4 * ss, -0.3 + 1.4 * ps - 0.6 * e, np.zeros(n)], axis=1)
     gumbel = -np.log(-np.log(rng.random((n, 4))))
-    p["segment"] = np.argmax(logits + gumbel, axis=1)
-    responder = np.isin(p["segment"], list(RESPONDS_TO))
+    seg = np.argmax(logits + gumbel, axis=1)
+    p["segment"] = seg
+    # what a shop sees of the segment: remote delivery zones wait for free shipping, coupon-club members for
+    # a discount, and sure things simply buy more often; each habit shows in their past orders too
+    p["remote"] = (rng.random(n) < np.where(seg == 1, 0.96, 0.025)).astype(np.int8)
+    p["coupon_club"] = (rng.random(n) < np.where(seg == 2, 0.95, 0.025)).astype(np.int8)
+    p["base_rate"] = p["base_rate"] * np.where(seg == 0, 1.8, np.where(seg == 2, 0.6, 1.0))
+    p["p_discount"] = _sigmoid(-2.2 + 0.8 * ps + 3.6 * (seg == 2))
+    p["p_free_shipping"] = _sigmoid(-1.6 + 0.8 * ss + 3.8 * (seg == 1))
+    responder = np.isin(seg, list(RESPONDS_TO))
     # a discount gives up more margin than free shipping, so where it is the right offer it moves more
     u = rng.random(n)
-    p["tau"] = np.where(p["segment"] == 2, 0.30 + 0.30 * u, np.where(responder, 0.20 + 0.25 * u, 0.0))
+    tau = np.where(seg == 2, 0.60 + 0.30 * u, np.where(responder, 0.45 + 0.35 * u, 0.0))
+    # the fee weighs most on remote customers, a coupon most on those who collect them: the few persuadables
+    # the attributes miss are moved half as much
+    shows = np.where(seg == 1, p["remote"] == 1, np.where(seg == 2, p["coupon_club"] == 1, True))
+    p["tau"] = np.where(shows, tau, 0.5 * tau)
     p["pref_category"] = rng.choice(len(CATEGORIES), n, p=CATEGORY_P)
     tier_latent = 0.6 * e + 0.8 * rng.standard_normal(n)
     p["tier"] = np.searchsorted(np.quantile(tier_latent, [0.5, 0.8, 0.95]), tier_latent)
@@ -334,9 +350,18 @@ def _campaigns(rng, p, campaigns, o_own, o_t, scale):
     """Assign arms at random; add induced orders for responsive, alive customers without a natural order."""
     n = p["signup"].size
     key = o_own.astype(np.float64) * 4096.0 + o_t
+    last_induced = np.full(n, -np.inf)
     own, sent, arm, ind_own, ind_t, ind_arm = [], [], [], [], [], []
     for s in campaigns:
-        pick = np.flatnonzero((p["signup"] < s) & (rng.random(n) < CAMPAIGN_SHARE))
+        # like a real shop, mail those recently active: an order (natural or induced) in the last
+        # ACTIVE_DAYS, or signed up since; a function of the data before s only
+        cand = np.flatnonzero((p["signup"] < s) & (rng.random(n) < CAMPAIGN_SHARE))
+        before = np.searchsorted(key, cand.astype(np.float64) * 4096.0 + s) - 1
+        prev = key[np.maximum(before, 0)] if key.size else np.full(cand.size, -1.0)
+        prev = np.where(before >= 0, prev, -1.0)
+        prev_t = np.where(np.floor(prev / 4096.0) == cand, prev - cand.astype(np.float64) * 4096.0, -np.inf)
+        recent = np.maximum(np.maximum(prev_t, last_induced[cand]), p["signup"][cand]) >= s - ACTIVE_DAYS
+        pick = cand[recent]
         a = rng.choice(len(ARMS), pick.size, p=ARM_PROBS).astype(np.int8)
         q = pick.astype(np.float64) * 4096.0 + s
         pos = np.minimum(np.searchsorted(key, q), max(key.size - 1, 0))
@@ -352,6 +377,7 @@ def _campaigns(rng, p, campaigns, o_own, o_t, scale):
         ind_own.append(who.astype(np.int32))
         ind_t.append(s + rng.random(who.size) * (stop - s))
         ind_arm.append(a[induced])
+        last_induced[who] = ind_t[-1]
         own.append(pick.astype(np.int32))
         sent.append(np.full(pick.size, s))
         arm.append(a)
@@ -486,6 +512,8 @@ def _frames(p, ids, cid, start, orders, offers, ev, r_own, r_t, rating, sentimen
             "Loyalty Tier": np.asarray(TIERS, dtype=object)[p["tier"]],
             "newsletter opt-in?": p["optin"],
             "Preferred Store #": np.array([f"#{i:02d}" for i in range(41)], dtype=object)[p["store"]],
+            "Delivery Zone": np.asarray(ZONES, dtype=object)[p["remote"]],
+            "Coupon Club": p["coupon_club"],
         }
     )
     by_time = np.argsort(orders["t"], kind="stable")

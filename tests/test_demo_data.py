@@ -42,7 +42,48 @@ def test_same_seed_same_frames_different_seed_different():
 
 def test_tables_pass_the_contract_and_custom_attributes_flow_in(tables):
     assert set(tables.present()) == {"customers", "orders", "events", "reviews", "interests", "offers"}
-    assert {"Loyalty Tier", "newsletter opt-in?", "Preferred Store #"} <= set(tables.customers.columns)
+    assert {"Loyalty Tier", "newsletter opt-in?", "Preferred Store #", "Delivery Zone", "Coupon Club"} <= set(
+        tables.customers.columns
+    )
+
+
+def test_segments_are_mostly_revealed_by_what_the_shop_sees(demo):
+    customers = demo.tables["customers"].set_index("customer_id")
+    segment = demo.params.set_index("customer_id")["segment"].reindex(customers.index)
+    remote = customers["Delivery Zone"] == "remote"
+    club = customers["Coupon Club"] == 1
+    fs, disc = segment == "free_shipping_persuadable", segment == "discount_persuadable"
+    assert remote[fs].mean() > 0.85 and remote[~fs].mean() < 0.10
+    assert club[disc].mean() > 0.85 and club[~disc].mean() < 0.10
+    orders = demo.tables["orders"]
+    seg_of_order = segment.reindex(orders["customer_id"].astype(str)).to_numpy()
+    free = (orders["shipping_fee"] == 0).to_numpy()
+    discounted = (orders["discount_amount"] > 0).to_numpy()
+    assert (
+        free[seg_of_order == "free_shipping_persuadable"].mean() > 0.7 > 0.3 > free[seg_of_order == "lost_cause"].mean()
+    )
+    assert (
+        discounted[seg_of_order == "discount_persuadable"].mean()
+        > 0.6
+        > 0.3
+        > discounted[seg_of_order == "lost_cause"].mean()
+    )
+
+
+def test_campaigns_reach_only_recently_active_customers(demo, tables):
+    from features.demo_data import ACTIVE_DAYS
+
+    offers = tables.offers
+    orders = tables.orders[["customer_id", "ordered_at"]]
+    signed = tables.customers.set_index("customer_id")["signed_up_at"]
+    sent = offers[["customer_id", "sent_at"]].reset_index(drop=True)
+    sent["row"] = np.arange(len(sent))
+    merged = sent.merge(orders, on="customer_id", how="left")
+    merged = merged[merged["ordered_at"] < merged["sent_at"]]
+    last = merged.groupby("row")["ordered_at"].max().reindex(sent["row"])
+    joined = signed.reindex(sent["customer_id"]).to_numpy()
+    since = np.maximum(last.fillna(pd.Timestamp.min).to_numpy(), joined)
+    assert (since >= sent["sent_at"].to_numpy() - np.timedelta64(ACTIVE_DAYS, "D")).all()
 
 
 def test_written_files_load_and_validate(tmp_path):
