@@ -4,25 +4,21 @@ Builders never see raw tables. They get a :class:`Snapshot` whose DuckDB views
 (``orders``, ``events``, ...) are already cut at the cutoff, so point-in-time
 correctness holds by construction: the cutoff instant belongs to the future.
 
-For speed the views carry ``cid``, a dense integer customer key, instead of
-the string ``customer_id``: grouping, sorting and joining on integers is several
-times faster. The encoding (``Tables.customer_codes``) is done once per
-:class:`Tables` and reused for every cutoff; ``population`` maps ``cid`` back
-to ``customer_id``.
+The views carry ``cid``, the dense integer customer key of the
+:mod:`~features.warehouse` (built once per Tables, shared by every cutoff),
+instead of the string ``customer_id``; ``population`` maps one to the other.
 """
 
 from __future__ import annotations
 
-import duckdb
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS, TABLES, parse_cutoff
 from features.sources import Tables
+from features.warehouse import KEY, warehouse
 
-KEY = "cid"
+__all__ = ["KEY", "Snapshot"]
+
 _SQL_TYPES = {
     "id": "VARCHAR",
     "time": "TIMESTAMP",
@@ -31,16 +27,7 @@ _SQL_TYPES = {
     "category": "VARCHAR",
     "flag": "TINYINT",
 }
-
-
-def _keyed(tables: Tables, name: str) -> pa.Table | pd.DataFrame:
-    """A table with ``cid`` instead of ``customer_id``; rows of unknown customers left out."""
-    frame = getattr(tables, name)
-    codes = tables.customer_codes(name)
-    if name == CUSTOMERS.name:  # small, and custom attributes may hold anything: stay pandas
-        return frame.assign(**{KEY: codes.to_numpy()})
-    table = pa.Table.from_pandas(frame.drop(columns=CUSTOMER_ID), preserve_index=False).append_column(KEY, codes)
-    return table.filter(pc.is_valid(codes)) if codes.null_count else table
+_PANDAS_TYPES = {"id": "string", "time": "datetime64[us]", "number": "float64", "category": "string"}
 
 
 class Snapshot:
@@ -53,32 +40,28 @@ class Snapshot:
 
     def __init__(self, tables: Tables, *, cutoff):
         self.cutoff = parse_cutoff(cutoff)
+        self._tables = tables
         self._present = set(tables.present())
-        self._columns = {name: list(frame.columns) for name, frame in tables.present().items()}
-        ids = tables.customer_ids()
-        self._con = duckdb.connect()
-        self._con.register(
-            "_ids", pa.table({KEY: np.arange(len(ids), dtype=np.int32), CUSTOMER_ID: pa.array(ids, type=pa.string())})
-        )
+        self._con = warehouse(tables).cursor()
         cut = self.sql_cutoff
         for name, table in TABLES.items():
             if name not in self._present:  # absent table: an empty view with the contract's columns
                 cols = ", ".join(
-                    f"NULL::{_SQL_TYPES[c.kind]} AS {c.name}"
-                    for c in table.columns
-                    if c.name != CUSTOMER_ID or name == CUSTOMERS.name
+                    f"NULL::{_SQL_TYPES[c.kind]} AS {c.name}" for c in table.columns if c.name != CUSTOMER_ID
                 )
-                self._con.execute(f"CREATE VIEW {name} AS SELECT NULL::INTEGER AS {KEY}, {cols} WHERE false")
+                self._con.execute(f"CREATE TEMP VIEW {name} AS SELECT NULL::INTEGER AS {KEY}, {cols} WHERE false")
                 continue
-            self._con.register(f"_raw_{name}", _keyed(tables, name))
-            have = self._columns[name]
-            extra = "".join(f", NULL::{_SQL_TYPES[c.kind]} AS {c.name}" for c in table.columns if c.name not in have)
-            where = ""
+            have = self.columns(name)
+            extra = "".join(
+                f", NULL::{_SQL_TYPES[c.kind]} AS {c.name}"
+                for c in table.columns
+                if c.name not in have and c.name != CUSTOMER_ID and name != CUSTOMERS.name
+            )
+            where = f"WHERE {KEY} IS NOT NULL"
             if table.time_column and table.time_column in have:
-                where = f"WHERE {table.time_column} < {cut}"
-                if name == CUSTOMERS.name:  # a customer without a sign-up date is known
-                    where += f" OR {table.time_column} IS NULL"
-            self._con.execute(f"CREATE VIEW {name} AS SELECT *{extra} FROM _raw_{name} {where}")
+                null_ok = f" OR {table.time_column} IS NULL" if name == CUSTOMERS.name else ""
+                where += f" AND ({table.time_column} < {cut}{null_ok})"  # no sign-up date: known
+            self._con.execute(f"CREATE TEMP VIEW {name} AS SELECT *{extra} FROM k_{name} {where}")
         self._con.execute(
             f"CREATE TEMP TABLE population AS SELECT k.{KEY}, i.{CUSTOMER_ID} FROM "
             f"(SELECT {KEY} FROM {CUSTOMERS.name} UNION SELECT {KEY} FROM {ORDERS.name}) k "
@@ -94,17 +77,28 @@ class Snapshot:
         return name in self._present
 
     def columns(self, name: str) -> list[str]:
-        return self._columns.get(name, [])
+        frame = getattr(self._tables, name)
+        return list(frame.columns) if frame is not None else []
 
     def sql(self, query: str) -> pd.DataFrame:
         return self._con.execute(query).df()
 
     def frame(self, name: str) -> pd.DataFrame:
-        """A cut table as pandas, keyed by customer_id like the input."""
-        return self.sql(
-            f"SELECT i.{CUSTOMER_ID}, t.* EXCLUDE ({KEY}{', ' + CUSTOMER_ID if name == CUSTOMERS.name else ''}) "
-            f"FROM {name} t JOIN _ids i USING ({KEY})"
-        )
+        """A cut table as pandas, keyed by customer_id like the input (customers with every attribute)."""
+        if name == CUSTOMERS.name:
+            customers = self._tables.customers
+            if customers is None:
+                customers = pd.DataFrame({c.name: pd.Series(dtype=_PANDAS_TYPES[c.kind]) for c in CUSTOMERS.columns})
+            known = pd.Series(True, index=customers.index)
+            if CUSTOMERS.signed_up_at in customers.columns:
+                at = customers[CUSTOMERS.signed_up_at]
+                known = at.isna() | (at < self.cutoff)
+            out = customers.loc[known].reset_index(drop=True)
+            for col in CUSTOMERS.columns:
+                if col.name not in out.columns:
+                    out[col.name] = pd.Series(index=out.index, dtype=_PANDAS_TYPES[col.kind])
+            return out
+        return self.sql(f"SELECT i.{CUSTOMER_ID}, t.* EXCLUDE ({KEY}) FROM {name} t JOIN _ids i USING ({KEY})")
 
     def population(self) -> pd.Index:
         ids = self.sql(f"SELECT {CUSTOMER_ID} FROM population ORDER BY {CUSTOMER_ID}")[CUSTOMER_ID]

@@ -12,11 +12,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.contract import CUSTOMER_ID, TABLES, ContractError, validate
+from features.warehouse import warehouse
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +43,6 @@ class Tables:
         if self.orders is not None:
             return pd.Index(self.orders[CUSTOMER_ID].unique(), name=CUSTOMER_ID)
         raise ContractError("no customers: provide a customers table or an orders table")
-
-    def customer_codes(self, name: str) -> pa.ChunkedArray:
-        """Each row's customer as a dense integer (its position in customer_ids()); null if unknown.
-
-        Hashing string ids is the costliest step on large tables, so it is done
-        once per Tables and shared by the orphan check and every snapshot.
-        """
-        cache = self.__dict__.setdefault("_codes", {})  # frozen dataclass: cache beside the fields
-        if name not in cache:
-            if "_ids" not in cache:
-                cache["_ids"] = pa.array(self.customer_ids().to_numpy(dtype=object), type=pa.string())
-            ids = pa.chunked_array([pa.array(getattr(self, name)[CUSTOMER_ID], type=pa.string())])
-            cache[name] = pc.index_in(ids, value_set=cache["_ids"])
-        return cache[name]
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -132,9 +117,9 @@ def _handle_orphans(tables: Tables, sources: dict[str, str], policy: str) -> Tab
     for name, frame in tables.present().items():
         if name == "customers":
             continue
-        orphan = tables.customer_codes(name).is_null().to_numpy()
-        if not orphan.any():
+        if not warehouse(tables).orphans(name):
             continue
+        orphan = ~frame[CUSTOMER_ID].isin(tables.customers[CUSTOMER_ID]).to_numpy()
         where = sources.get(name, name)
         ids = frame.loc[orphan, CUSTOMER_ID]
         msg = (

@@ -35,14 +35,15 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
 
 
 def _interests(snap: Snapshot, top: int) -> pd.DataFrame:
+    if not snap.has(INTERESTS.name):
+        return pd.DataFrame({"social_interests_all": float("nan")}, index=snap.population())
     rows = snap.sql(f"""
         SELECT p.{CUSTOMER_ID}, i.{INTERESTS.interest} AS interest
         FROM population p LEFT JOIN (SELECT DISTINCT * FROM {INTERESTS.name}) i USING ({KEY})
     """)
-    present = snap.has(INTERESTS.name)
     counts = rows.groupby(CUSTOMER_ID)["interest"].count().astype("float64")
-    out = pd.DataFrame({"social_interests_all": counts if present else float("nan")}, index=counts.index)
-    if not present or top == 0:
+    out = pd.DataFrame({"social_interests_all": counts}, index=counts.index)
+    if top == 0:
         return out
     common = rows["interest"].value_counts().index[:top]
     chosen = rows[rows["interest"].isin(common)]
