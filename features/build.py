@@ -12,7 +12,7 @@ from rich.progress import Progress
 from features.builders import REGISTRY
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID
-from features.snapshot import Snapshot
+from features.snapshot import KEY, Snapshot
 from features.sources import Tables
 
 
@@ -26,17 +26,17 @@ def build_features(
     """
     config = config or FeaturesConfig()
     with Snapshot(tables, cutoff=cutoff) as snap:
-        population = snap.population()
+        ids, keys = snap.population(), snap.population(key=True)
         parts = []
         with Progress(transient=True, disable=not progress) as bar:
             task = bar.add_task(f"features as of {snap.cutoff:%Y-%m-%d}", total=len(REGISTRY))
             for builder in REGISTRY:
-                part = builder.build(snap, config)
-                parts.append(part.reindex(population))
+                part = builder.build(snap, config)  # keyed by cid (SQL builders) or customer_id
+                part = part.reindex(keys if part.index.name == KEY else ids)
+                part.index = ids
+                parts.append(part)
                 bar.advance(task)
-    frame = pd.concat(parts, axis=1)
-    frame.index.name = CUSTOMER_ID
-    return frame
+    return pd.concat(parts, axis=1)
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

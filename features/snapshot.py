@@ -100,9 +100,11 @@ class Snapshot:
             return out
         return self.sql(f"SELECT i.{CUSTOMER_ID}, t.* EXCLUDE ({KEY}) FROM {name} t JOIN _ids i USING ({KEY})")
 
-    def population(self) -> pd.Index:
-        ids = self.sql(f"SELECT {CUSTOMER_ID} FROM population ORDER BY {CUSTOMER_ID}")[CUSTOMER_ID]
-        return pd.Index(ids.astype("string"), name=CUSTOMER_ID)
+    def population(self, *, key: bool = False) -> pd.Index:
+        """Customers known before the cutoff, sorted by customer_id; ``key=True`` gives their cid instead."""
+        col = KEY if key else CUSTOMER_ID
+        ids = self.sql(f"SELECT {col} FROM population ORDER BY {CUSTOMER_ID}")[col]
+        return pd.Index(ids if key else ids.astype("string"), name=col)
 
     def close(self) -> None:
         self._con.close()

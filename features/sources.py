@@ -48,7 +48,7 @@ class Tables:
 def _read_file(path: Path) -> pd.DataFrame:
     """One table file as pandas; CSV cells lose leading blanks (' 17' is customer '17')."""
     if path.suffix == ".parquet":
-        return pq.read_table(path).to_pandas()
+        return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)  # no second copy at peak
     try:
         return pd.read_csv(
             path, dtype={CUSTOMER_ID: "string", "order_id": "string"}, skipinitialspace=True, low_memory=False

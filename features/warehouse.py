@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from features.contract import CUSTOMER_ID, CUSTOMERS
+from features.contract import CUSTOMER_ID, CUSTOMERS, EVENT_TYPES, EVENTS
 
 KEY = "cid"
 _CACHE = "_warehouse"
@@ -35,13 +35,18 @@ class Warehouse:
         )
         self.con.execute("CREATE TABLE _ids AS SELECT * FROM _ids_arrow")
         self.con.unregister("_ids_arrow")
+        kinds = ", ".join(f"'{k}'" for k in EVENT_TYPES)
+        self.con.execute(f"CREATE TYPE event_kind AS ENUM ({kinds})")  # integer compares in builders
         for name, frame in tables.present().items():
+            cast = ""
+            if name == EVENTS.name:
+                cast = f" REPLACE (r.{EVENTS.event_type}::VARCHAR::event_kind AS {EVENTS.event_type})"
             if name == CUSTOMERS.name:
                 keep = [c for c in (CUSTOMER_ID, CUSTOMERS.signed_up_at) if c in frame.columns]
                 frame = frame[keep]
             self.con.register("_raw", frame)
             self.con.execute(
-                f"CREATE TABLE k_{name} AS SELECT i.{KEY}, r.* EXCLUDE ({CUSTOMER_ID}) "
+                f"CREATE TABLE k_{name} AS SELECT i.{KEY}, r.* EXCLUDE ({CUSTOMER_ID}){cast} "
                 f"FROM _raw r LEFT JOIN _ids i USING ({CUSTOMER_ID})"
             )
             self.con.unregister("_raw")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.config import FeaturesConfig
-from features.contract import CUSTOMER_ID, EVENTS, ORDERS
+from features.contract import EVENTS, ORDERS
 from features.snapshot import KEY, Snapshot
 
 SOURCES = (EVENTS.name,)
@@ -21,7 +21,6 @@ _COUNTED = ("visit", "page_view", "add_to_cart")
 def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     cut = snap.sql_cutoff
     kind, at = EVENTS.event_type, EVENTS.occurred_at
-    age = f"(epoch({cut} - {at}) / 86400.0)"
     counts = ",\n".join(
         f"count(*) FILTER (WHERE {kind} = '{k}' AND {at} >= {cut} - INTERVAL {w} DAY) AS behavior_{k}s_{w}d"
         for k in _COUNTED
@@ -34,8 +33,9 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
             {counts},
             count(*) FILTER (WHERE {kind} = 'visit' AND {at} < {cut} - INTERVAL 90 DAY
                              AND {at} >= {cut} - INTERVAL 180 DAY) AS visits_prev_90d,
-            min({age}) FILTER (WHERE {kind} = 'visit') AS behavior_days_since_last_visit,
-            min({age}) FILTER (WHERE {kind} <> 'email_sent') AS behavior_days_since_last_activity,
+            epoch({cut} - max({at}) FILTER (WHERE {kind} = 'visit')) / 86400.0 AS behavior_days_since_last_visit,
+            epoch({cut} - max({at}) FILTER (WHERE {kind} <> 'email_sent')) / 86400.0
+                AS behavior_days_since_last_activity,
             count(*) FILTER (WHERE {kind} = 'email_sent' AND {last90}) AS sent_90d,
             count(*) FILTER (WHERE {kind} = 'email_open' AND {last90}) AS opens_90d,
             count(*) FILTER (WHERE {kind} = 'email_click' AND {last90}) AS clicks_90d,
@@ -56,7 +56,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     abandonment AS (
         SELECT {KEY}, avg(abandoned::DOUBLE) AS behavior_cart_abandonment_rate_90d FROM carts GROUP BY {KEY}
     )
-    SELECT p.{CUSTOMER_ID},
+    SELECT p.{KEY},
         agg.* EXCLUDE ({KEY}, visits_prev_90d, sent_90d, opens_90d, clicks_90d, sent_all, opens_all),
         behavior_visits_90d - visits_prev_90d AS behavior_visits_trend_90d,
         opens_90d / nullif(sent_90d, 0) AS behavior_email_open_rate_90d,
@@ -67,7 +67,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     LEFT JOIN agg USING ({KEY})
     LEFT JOIN abandonment USING ({KEY})
     """
-    frame = snap.sql(query).set_index(CUSTOMER_ID)
+    frame = snap.sql(query).set_index(KEY)
     counts_cols = [c for c in frame.columns if c.endswith(("s_30d", "s_90d", "trend_90d"))]
     if snap.has(EVENTS.name):
         frame[counts_cols] = frame[counts_cols].fillna(0)

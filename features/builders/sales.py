@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.config import FeaturesConfig
-from features.contract import CUSTOMER_ID, ORDERS
+from features.contract import ORDERS
 from features.snapshot import KEY, Snapshot
 
 WINDOWS = (30, 90, 365)
@@ -54,7 +54,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
             stddev_pop(gap) AS gap_std
         FROM o GROUP BY {KEY}
     )
-    SELECT p.{CUSTOMER_ID}, agg.* EXCLUDE ({KEY}, orders_prev_90d, revenue_prev_90d,
+    SELECT p.{KEY}, agg.* EXCLUDE ({KEY}, orders_prev_90d, revenue_prev_90d,
                                            n_categories, n_with_category, gap_mean, gap_std),
         sales_orders_90d - orders_prev_90d AS sales_orders_trend_90d,
         sales_revenue_90d - revenue_prev_90d AS sales_revenue_trend_90d,
@@ -65,7 +65,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     FROM population p
     LEFT JOIN agg USING ({KEY})
     """
-    frame = snap.sql(query).set_index(CUSTOMER_ID)
+    frame = snap.sql(query).set_index(KEY)
     counts = [c for c in frame.columns if c.startswith(("sales_orders_", "sales_revenue_"))]
     if snap.has(ORDERS.name):  # a customer with no orders bought nothing; without the table we don't know
         frame[counts] = frame[counts].fillna(0)
