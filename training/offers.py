@@ -6,12 +6,11 @@ registered with alias ``challenger``) and ``models/offers/`` (the model folder
 and ``metrics.json``). The last campaigns are held out: learners are compared
 and the policy judged there by off-policy (DR) value, never by redemption rate.
 
-On the demo data the oracle knows each customer's latent segment, which the
-features reveal only weakly: a LightGBM fitted to the *true* incremental
-profits from the features reaches about 23% of the oracle's profit on the
-held-out campaigns (0.070 vs 0.303 per send at 20,000 customers, 0.075 vs 0.317
-at 100,000), so "90% of the oracle" is out of reach for any feature-based policy
-there; the constant-policy fallback keeps the shipped policy from losing money.
+On the demo data (20,000 customers, seed 7) the shipped policy earns about 94%
+of the oracle's true incremental profit per send (1.43 vs 1.52) and beats every
+single-offer policy (tests/test_offers_demo.py). Small or noisy real logs
+usually can't confirm a personalised policy; the constant-policy fallback then
+keeps the shipped policy from losing money.
 """
 
 from __future__ import annotations
