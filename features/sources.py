@@ -82,8 +82,11 @@ def load_tables(data_dir: str | Path, *, offers: tuple[str, ...] = (), orphans: 
             f"{data_dir}: no table files found; expected e.g. orders.csv or customers.parquet "
             f"(tables: {', '.join(TABLES)})"
         )
-    frames = {name: _read_file(path) for name, path in files.items()}
-    return check_tables(frames, sources={n: str(p) for n, p in files.items()}, offers=offers, orphans=orphans)
+    # each raw file is dropped as soon as it is validated, so two copies of a big table never coexist
+    checked = {
+        name: validate(TABLES[name], _read_file(path), source=str(path), offers=offers) for name, path in files.items()
+    }
+    return _assemble(checked, {n: str(p) for n, p in files.items()}, orphans)
 
 
 def check_tables(
@@ -94,8 +97,6 @@ def check_tables(
     orphans: str = "error",
 ) -> Tables:
     """Validate DataFrames passed from Python exactly as files are validated."""
-    if orphans not in ORPHAN_POLICIES:
-        raise ValueError(f"orphans must be one of {ORPHAN_POLICIES}, got {orphans!r}")
     unknown = set(frames) - set(TABLES)
     if unknown:
         raise ContractError(f"unknown table(s) {sorted(unknown)}; expected some of {list(TABLES)}")
@@ -104,6 +105,13 @@ def check_tables(
         name: validate(TABLES[name], frame, source=sources.get(name, name), offers=offers)
         for name, frame in frames.items()
     }
+    return _assemble(checked, sources, orphans)
+
+
+def _assemble(checked: dict[str, pd.DataFrame], sources: dict[str, str], orphans: str) -> Tables:
+    """The checks across tables: someone names the customers; rows of unknown customers."""
+    if orphans not in ORPHAN_POLICIES:
+        raise ValueError(f"orphans must be one of {ORPHAN_POLICIES}, got {orphans!r}")
     tables = Tables(**checked)
     tables.customer_ids()  # raises when no table names the customers
     return _handle_orphans(tables, sources, orphans)
