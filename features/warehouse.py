@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from features.contract import CUSTOMER_ID, CUSTOMERS, EVENT_TYPES, EVENTS
+from features.contract import CUSTOMER_ID, CUSTOMERS, EVENT_TYPES, EVENTS, ORDERS
 
 KEY = "cid"
 _CACHE = "_warehouse"
@@ -44,9 +44,12 @@ class Warehouse:
             if name == CUSTOMERS.name:
                 keep = [c for c in (CUSTOMER_ID, CUSTOMERS.signed_up_at) if c in frame.columns]
                 frame = frame[keep]
+            drop = CUSTOMER_ID
+            if name == ORDERS.name and ORDERS.order_id in frame.columns:
+                drop += f", {ORDERS.order_id}"  # no builder needs it, and 20 M strings cost memory
             self.con.register("_raw", frame)
             self.con.execute(
-                f"CREATE TABLE k_{name} AS SELECT i.{KEY}, r.* EXCLUDE ({CUSTOMER_ID}){cast} "
+                f"CREATE TABLE k_{name} AS SELECT i.{KEY}, r.* EXCLUDE ({drop}){cast} "
                 f"FROM _raw r LEFT JOIN _ids i USING ({CUSTOMER_ID})"
             )
             self.con.unregister("_raw")
