@@ -76,6 +76,11 @@ def make_tables(n_customers: int, n_orders: int, n_events: int, out: Path, seed:
 
 
 def peak_gb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    across fork+exec, so a child would report the (large) benchmark parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
