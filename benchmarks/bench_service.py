@@ -18,13 +18,14 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from serving import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,43 +57,10 @@ def prepare(root: Path) -> tuple[str, Path, list[str]]:
     return c.uri, c.configs, ids
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(uri: str, configs: Path, port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "RETAIN_CONFIGS": str(configs), "RETAIN_WORKERS": str(workers)}
     env.pop("RETAIN_API_KEY", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:Retain",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 240) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"bentoml serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("server not ready")
+    return launch.start(port, env)
 
 
 def _request(port: int, body: bytes) -> bytes:
@@ -198,10 +166,10 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=ROOT / "outputs" / "bench_serving", help="champions + snapshot")
     args = parser.parse_args()
     uri, configs, ids = prepare(args.root)
-    port = free_port()
+    port = launch.free_port()
     proc = start(uri, configs, port, args.workers)
     try:
-        wait_ready(port, proc)
+        launch.wait_ready(f"http://127.0.0.1:{port}", proc, timeout=240)
         plan = [(1, 1, False), (1, 16, False), (100, 1, False), (100, 16, False), (1, 1, True), (100, 16, True)]
         rows = [
             scenario(port, ids, size, conc, args.requests, args.seconds, proc, reasons) for size, conc, reasons in plan

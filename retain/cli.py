@@ -324,6 +324,7 @@ def serve_cmd(
 
     from features.config import ROOT
     from serving.config import ServingConfig
+    from serving.launch import serve_command
     from serving.models import ModelError, load_models
     from serving.store import SQLiteStore, StoreError
 
@@ -337,8 +338,7 @@ def serve_cmd(
     env = {**os.environ, "RETAIN_CONFIGS": str(configs.resolve())}
     if workers is not None:
         env["RETAIN_WORKERS"] = str(workers)
-    cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:Retain", "--host", host, "--port", str(port)]
-    sys.exit(subprocess.call(cmd, cwd=ROOT, env=env))
+    sys.exit(subprocess.call(serve_command(host, port), cwd=ROOT, env=env))
 
 
 @app.command("demo")

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 from analytics.config import AnalyticsConfig
 from features.config import FeaturesConfig, load_config
 from features.sources import load_tables
+from serving import launch
 from serving.batch import run_batch
 from serving.config import ServingConfig
 from serving.models import load_models
@@ -190,7 +189,7 @@ def test_refuses_to_start_without_a_champion(champ, tmp_path):
     configs.mkdir()
     (configs / "serving.yaml").write_text(f"store: {champ.store}\nchurn_model: not-trained\n")
     r = subprocess.run(
-        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(_free_port())],
+        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(launch.free_port())],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -201,53 +200,22 @@ def test_refuses_to_start_without_a_champion(champ, tmp_path):
     assert "refusing to start" in r.stderr and "not-trained@champion" in r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(champ, port: int, key: str | None) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": champ.uri, "RETAIN_CONFIGS": str(champ.configs)}
     env.pop("RETAIN_API_KEY", None)
     if key:
         env["RETAIN_API_KEY"] = key
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "serving.service:Retain",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"bentoml serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError("bentoml serve did not become ready")
+    return launch.start(port, env)
 
 
 @pytest.mark.slow
 def test_real_bentoml_serve_end_to_end(champ, known_ids):
     """Two real servers on 127.0.0.1, auth off and on: ids, features, bad payloads, unknown ids, oversize."""
-    ports = {"open": _free_port(), "keyed": _free_port()}
+    ports = {"open": launch.free_port(), "keyed": launch.free_port()}
     procs = {"open": _start(champ, ports["open"], None), "keyed": _start(champ, ports["keyed"], KEY)}
     try:
         for name, proc in procs.items():
-            _wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
+            launch.wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
         base = f"http://127.0.0.1:{ports['open']}"
         r = httpx.post(f"{base}/score_ids", json={"customer_ids": [known_ids[0], "ghost"], "reasons": True})
         assert r.status_code == 200, r.text
