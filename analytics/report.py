@@ -151,7 +151,11 @@ def render_report(
     extra: Sequence[Section] = (),
     title: str = "Retain retention report",
 ) -> str:
-    """The report as an HTML string; see :func:`write_report`."""
+    """The report as an HTML string; only ``tables``, ``as_of``, ``config`` and ``horizon_days`` are required.
+
+    KPIs cover [as_of - period_days, as_of) (default: the churn horizon, so churn is observed);
+    every section after the lifecycle one is rendered only when given.
+    """
     as_of = parse_cutoff(as_of)
     tables = _cut(tables, as_of)
     days = period_days or horizon_days
@@ -207,37 +211,6 @@ def render_report(
     return "\n".join(out)
 
 
-def write_report(
-    out_html: str | Path,
-    *,
-    tables: Tables,
-    as_of,
-    config: AnalyticsConfig,
-    horizon_days: int,
-    period_days: int | None = None,
-    churn_probability: pd.Series | None = None,
-    churn_model: Section | None = None,
-    offer_model: Section | None = None,
-    drivers: pd.DataFrame | pd.Series | None = None,
-    extra: Sequence[Section] = (),
-    title: str = "Retain retention report",
-) -> Path:
-    """Write the report atomically; only ``tables``, ``as_of``, ``config`` and ``horizon_days`` are required.
-
-    KPIs cover [as_of - period_days, as_of) (default: the churn horizon, so churn is observed);
-    every section after the lifecycle one is rendered only when given.
-    """
-    text = render_report(
-        tables=tables,
-        as_of=as_of,
-        config=config,
-        horizon_days=horizon_days,
-        period_days=period_days,
-        churn_probability=churn_probability,
-        churn_model=churn_model,
-        offer_model=offer_model,
-        drivers=drivers,
-        extra=extra,
-        title=title,
-    )
-    return write_text_atomic(text, out_html)
+def write_report(out_html: str | Path, **report) -> Path:
+    """Write the report atomically; ``report`` holds :func:`render_report`'s keywords."""
+    return write_text_atomic(render_report(**report), out_html)

@@ -39,6 +39,16 @@ def fail_on_contract_errors(func):
     return wrapper
 
 
+def load_inputs(data: Path, configs: Path, orphans: str | None = None):
+    """The features config, the offer catalog and the validated tables every data command starts from."""
+    from features.sources import load_tables
+
+    features = load_config(FeaturesConfig, configs / "features.yaml")
+    catalog = load_config(OfferCatalog, configs / "offers.yaml")
+    tables = load_tables(data, offers=catalog.names, orphans=orphans or features.orphans)
+    return features, catalog, tables
+
+
 @app.command("build-features")
 @fail_on_contract_errors
 def build_features_cmd(
@@ -55,11 +65,8 @@ def build_features_cmd(
     from features.build import build_features
     from features.io import write_parquet_atomic
     from features.labels import churn_labels
-    from features.sources import load_tables
 
-    cfg = load_config(FeaturesConfig, configs / "features.yaml")
-    catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=orphans or cfg.orphans)
+    cfg, _, tables = load_inputs(data, configs, orphans)
     frame = build_features(tables, cutoff=cutoff, config=cfg, progress=True)
     if labels:
         y = churn_labels(tables, cutoff=cutoff, horizon_days=cfg.horizon_days)
@@ -93,12 +100,9 @@ def report_cmd(
     from analytics.config import AnalyticsConfig
     from analytics.report import Section, write_report
     from features.contract import CUSTOMER_ID
-    from features.sources import load_tables
 
-    cfg = load_config(FeaturesConfig, configs / "features.yaml")
     acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
-    catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=cfg.orphans)
+    cfg, _, tables = load_inputs(data, configs)
     prob = None
     if churn_scores is not None:
         scores = pd.read_parquet(churn_scores) if churn_scores.suffix == ".parquet" else pd.read_csv(churn_scores)
@@ -163,19 +167,16 @@ def train_churn_cmd(
     import pandas as pd
 
     from features.io import write_parquet_atomic
-    from features.sources import load_tables
     from training.churn import InsufficientData
     from training.config import ChurnConfig
     from training.datasets import CUTOFF, NotEnoughHistory, build_panel, plan_cutoffs
     from training.registry import start_tracking
     from training.train import train_churn
 
-    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
     cfg = load_config(ChurnConfig, configs / "churn.yaml")
     if timeout is not None:
         cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"timeout_s": timeout})})
-    catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    features_cfg, _, tables = load_inputs(data, configs)
     try:
         plan = plan_cutoffs(
             tables,
@@ -230,18 +231,15 @@ def train_offers_cmd(
     """Train the next-best-offer model on the offers log, choose a policy by off-policy value, register it."""
     import pandas as pd
 
-    from features.sources import load_tables
     from training.offers import OfferModelConfig, train_offers
 
-    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
     cfg = load_config(OfferModelConfig, configs / "offer_model.yaml")
     updates = {"trials": trials, "max_offers": max_offers, "max_cost": max_cost}
     updates = {k: v for k, v in updates.items() if v is not None}
     if learners:
         updates["learners"] = tuple(x.strip() for x in learners.split(","))
     cfg = OfferModelConfig.model_validate({**cfg.model_dump(), **updates})
-    catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    features_cfg, catalog, tables = load_inputs(data, configs)
     known = pd.read_parquet(truth) if truth is not None else None
     result = train_offers(
         tables, catalog=catalog, config=cfg, features_config=features_cfg, truth=known, out_dir=out, track=track
@@ -273,16 +271,13 @@ def score_cmd(
 ) -> None:
     """Score every customer as of a date (churn, risk band, lifecycle stage, offer) into one file."""
     from analytics.config import AnalyticsConfig
-    from features.sources import load_tables
     from serving.batch import run_batch
     from serving.config import ServingConfig
     from serving.models import ModelError, load_models
 
-    features_cfg = load_config(FeaturesConfig, configs / "features.yaml")
-    catalog = load_config(OfferCatalog, configs / "offers.yaml")
     serving_cfg = load_config(ServingConfig, configs / "serving.yaml")
     lifecycle_cfg = load_config(AnalyticsConfig, configs / "analytics.yaml").lifecycle
-    tables = load_tables(data, offers=catalog.names, orphans=features_cfg.orphans)
+    features_cfg, _, tables = load_inputs(data, configs)
     try:
         models = load_models(serving_cfg)
         result = run_batch(

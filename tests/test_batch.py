@@ -14,14 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.config import AnalyticsConfig
-from features.config import FeaturesConfig, load_config
+from features.config import load_config
 from features.sources import load_tables
-from serving.batch import EXPERIMENT, run_batch
+from serving.batch import EXPERIMENT
 from serving.config import ServingConfig
 from serving.models import load_models
 from serving.store import SQLiteStore
-from tests.serving_champions import AS_OF, champions
+from tests.serving_champions import AS_OF, champions, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,19 +38,7 @@ def setup(champ):
 
 
 def _run(setup, out, **kw):
-    config, tables, models = setup
-    kw.setdefault("track", False)
-    return run_batch(
-        tables,
-        as_of=AS_OF,
-        models=models,
-        config=config,
-        features=FeaturesConfig(),
-        lifecycle_config=AnalyticsConfig().lifecycle,
-        out=out,
-        progress=False,
-        **kw,
-    )
+    return score_batch(*setup, out, **kw)
 
 
 def test_scores_every_customer_once_and_refreshes_the_snapshot(setup, tmp_path):
@@ -145,17 +132,7 @@ def test_refuses_features_that_do_not_match_the_model(setup, tmp_path):
     config, tables, models = setup
     odd = replace(models, churn=replace(models.churn, features=(*models.churn.features, "sales_made_up_feature")))
     with pytest.raises(ModelError, match="sales_made_up_feature"):
-        run_batch(
-            tables,
-            as_of=AS_OF,
-            models=odd,
-            config=config,
-            features=FeaturesConfig(),
-            lifecycle_config=AnalyticsConfig().lifecycle,
-            out=tmp_path / "x.parquet",
-            track=False,
-            progress=False,
-        )
+        score_batch(config, tables, odd, tmp_path / "x.parquet")
     assert not (tmp_path / "x.parquet").exists()
 
 

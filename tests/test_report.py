@@ -205,19 +205,26 @@ def _plot(path: Path) -> Path:
     return path
 
 
+def _churn_card(folder: Path, markdown: str, plot: str) -> Section:
+    """A churn model-card folder as the trainer writes it: markdown and one PNG."""
+    folder.mkdir()
+    (folder / "model_card.md").write_text(markdown)
+    _plot(folder / plot)
+    return Section.from_folder("Churn model", folder)
+
+
+PROBABILITIES = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
+
+
 def test_report_is_self_contained_and_renders_every_section(tables, tmp_path):
-    card = tmp_path / "card"
-    card.mkdir()
-    (card / "model_card.md").write_text("# Churn model\n\n| metric | value |\n|---|---|\n| AUC | 0.81 |\n")
-    _plot(card / "roc_curve.png")
-    prob = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
+    card = _churn_card(tmp_path / "card", "# Churn model\n\n| metric | value |\n|---|---|\n| AUC | 0.81 |\n", "roc.png")
     html = render_report(
         tables=tables,
         as_of=AS_OF,
         config=AnalyticsConfig(),
         horizon_days=90,
-        churn_probability=prob,
-        churn_model=Section.from_folder("Churn model", card),
+        churn_probability=PROBABILITIES,
+        churn_model=card,
         offer_model=Section(
             "Offer model", "<script>alert(1)</script> uplift", pd.DataFrame({"offer": ["a"], "q": [1.0]})
         ),
@@ -258,19 +265,15 @@ def test_write_report_is_atomic_and_leaves_no_temp_file(tables, tmp_path):
 
 @needs_chromium
 def test_report_renders_in_chromium_without_errors(tables, tmp_path):
-    card = tmp_path / "card"
-    card.mkdir()
-    (card / "model_card.md").write_text("# Churn model\n\nAUC 0.81 on the holdout.\n")
-    _plot(card / "calibration.png")
-    prob = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
+    card = _churn_card(tmp_path / "card", "# Churn model\n\nAUC 0.81 on the holdout.\n", "calibration.png")
     page = write_report(
         tmp_path / "report.html",
         tables=tables,
         as_of=AS_OF,
         config=AnalyticsConfig(),
         horizon_days=90,
-        churn_probability=prob,
-        churn_model=Section.from_folder("Churn model", card),
+        churn_probability=PROBABILITIES,
+        churn_model=card,
         drivers=pd.Series({"days_since_last_order": 0.31}, name="importance"),
     )
     shot = Path(os.environ.get("RETAIN_SCREENSHOT", tmp_path / "report.png"))

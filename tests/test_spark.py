@@ -7,13 +7,11 @@ import os
 import pandas as pd
 import pytest
 
-from analytics.config import AnalyticsConfig
-from features.config import FeaturesConfig, load_config
+from features.config import load_config
 from features.sources import load_tables
-from serving.batch import run_batch
 from serving.config import ServingConfig
 from serving.models import load_models
-from tests.serving_champions import AS_OF, champions
+from tests.serving_champions import AS_OF, champions, score_batch
 
 pytestmark = pytest.mark.slow
 
@@ -33,19 +31,7 @@ def test_http_batch_and_spark_agree(champ, tmp_path):
     models = load_models(config)
     tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
     store = tmp_path / "store.sqlite"
-    batch = run_batch(
-        tables,
-        as_of=AS_OF,
-        models=models,
-        config=config,
-        features=FeaturesConfig(),
-        lifecycle_config=AnalyticsConfig().lifecycle,
-        out=tmp_path / "scores.parquet",
-        reasons=True,
-        store=store,
-        track=False,
-        progress=False,
-    )
+    batch = score_batch(config, tables, models, tmp_path / "scores.parquet", reasons=True, store=store)
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
 
     from serving.store import SQLiteStore
