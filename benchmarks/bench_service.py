@@ -1,10 +1,17 @@
 """Benchmark: the real `bentoml serve` on 127.0.0.1, bounded load, p50/p99 latency and throughput.
 
 Scenarios: score_ids with 1 and with 100 customers per request, at concurrency
-1 and 16, and two with reasons to show what they cost; each runs for a fixed number of requests (or --seconds, whichever
-comes first) after a warm-up. The load generator is a minimal asyncio HTTP/1.1
-client with keep-alive connections, so it takes as little of the 2 cores as
-possible. Champions: small ones trained with the real pipeline into
+1 and 16, and two with reasons to show what they cost; each runs for a fixed
+number of requests (or --seconds, whichever comes first) after a warm-up. Then a
+baseline in the same run: the concurrency-16 scenarios on a server that never
+recycles connections (``requests_per_connection: 0``), so the effect of
+recycling is a ratio measured on the same machine at the same time.
+
+The load generator is a minimal asyncio HTTP/1.1 client with keep-alive
+connections (reconnecting on ``Connection: close`` as any client does), so it
+takes as little of the 2 cores as possible. "worker CPU %" is each worker's
+share of the server's CPU: 50/50 is balanced, 100/0 means one worker did all.
+Champions: small ones trained with the real pipeline into
 ``outputs/bench_serving`` (reused on later runs). Run from the repo root:
 
     .venv/bin/python -m benchmarks.bench_service --workers 2
@@ -71,10 +78,12 @@ def _request(port: int, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """(HTTP status, whether the server asked to close the connection)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
+    close = any(x.lower().replace(" ", "") == "connection:close" for x in lines[1:])
     length = next((int(x.split(":", 1)[1]) for x in lines[1:] if x.lower().startswith("content-length:")), None)
     if length is None:  # chunked
         while True:
@@ -84,7 +93,7 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
                 break
     else:
         await reader.readexactly(length)
-    return status
+    return status, close
 
 
 async def _load(port: int, bodies: list[bytes], concurrency: int, total: int, seconds: float):
@@ -103,9 +112,12 @@ async def _load(port: int, bodies: list[bytes], concurrency: int, total: int, se
             i += concurrency
             t0 = time.perf_counter()
             writer.write(payload)
-            status = await _read_response(reader)
+            status, close = await _read_response(reader)
             latencies.append(time.perf_counter() - t0)
             errors += status != 200
+            if close:  # as any HTTP client does: reconnect (the server spreads connections over its workers)
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.close()
 
     started = time.perf_counter()
@@ -113,19 +125,27 @@ async def _load(port: int, bodies: list[bytes], concurrency: int, total: int, se
     return np.array(latencies), errors, time.perf_counter() - started
 
 
-def server_cpu(proc: subprocess.Popen) -> float:
-    """CPU seconds used so far by the server and its workers (robust to other load on the machine)."""
+def server_cpu(proc: subprocess.Popen) -> dict[int, float]:
+    """CPU seconds used so far by the server and each of its workers, by pid (robust to other load)."""
     import psutil
 
     parent = psutil.Process(proc.pid)
-    total = 0.0
+    used = {}
     for p in [parent, *parent.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            used[p.pid] = t.user + t.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return used
+
+
+def _split(before: dict[int, float], after: dict[int, float], server: int) -> tuple[float, str]:
+    """(CPU seconds of the whole server, each worker's share in %, largest first)."""
+    used = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    workers = sorted((v for pid, v in used.items() if pid != server), reverse=True)
+    total = sum(workers) or 1.0
+    return sum(used.values()), "/".join(f"{100 * v / total:.0f}" for v in workers)
 
 
 def scenario(
@@ -143,7 +163,7 @@ def scenario(
     asyncio.run(_load(port, bodies, concurrency, min(200, total), 5))  # warm-up
     cpu0 = server_cpu(proc)
     lat, errors, wall = asyncio.run(_load(port, bodies, concurrency, total, seconds))
-    cpu = server_cpu(proc) - cpu0
+    cpu, split = _split(cpu0, server_cpu(proc), proc.pid)
     return {
         "customers/request": size,
         "reasons": "yes" if reasons else "no",
@@ -155,28 +175,41 @@ def scenario(
         "requests/s": len(lat) / wall,
         "customers/s": len(lat) * size / wall,
         "server CPU ms/request": cpu / len(lat) * 1e3,
+        "worker CPU %": split,
     }
+
+
+PLAN = [(1, 1, False), (1, 16, False), (100, 1, False), (100, 16, False), (1, 1, True), (100, 16, True)]
+BASELINE_PLAN = [(1, 16, False), (100, 16, False)]  # without connection recycling, measured in the same run
+
+
+def run_server(uri: str, configs: Path, ids: list[str], args, recycle: int, plan) -> list[dict]:
+    """Start the server with ``requests_per_connection = recycle``, run the scenarios, stop it."""
+    settings = configs / "serving.yaml"
+    lines = [x for x in settings.read_text().splitlines() if not x.startswith("requests_per_connection:")]
+    settings.write_text("\n".join([*lines, f"requests_per_connection: {recycle}"]) + "\n")
+    port = launch.free_port()
+    proc = start(uri, configs, port, args.workers)
+    try:
+        launch.wait_ready(f"http://127.0.0.1:{port}", proc, timeout=240)
+        rows = [scenario(port, ids, size, conc, args.requests, args.seconds, proc, why) for size, conc, why in plan]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return [{"recycle every": recycle or "never", **r} for r in rows]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2, help="BentoML worker processes")
-    parser.add_argument("--requests", type=int, default=5000, help="requests per scenario (upper bound)")
+    parser.add_argument("--requests", type=int, default=20000, help="requests per scenario (upper bound)")
     parser.add_argument("--seconds", type=float, default=15, help="time per scenario (upper bound)")
+    parser.add_argument("--recycle", type=int, default=100, help="requests_per_connection for the main run")
     parser.add_argument("--root", type=Path, default=ROOT / "outputs" / "bench_serving", help="champions + snapshot")
     args = parser.parse_args()
     uri, configs, ids = prepare(args.root)
-    port = launch.free_port()
-    proc = start(uri, configs, port, args.workers)
-    try:
-        launch.wait_ready(f"http://127.0.0.1:{port}", proc, timeout=240)
-        plan = [(1, 1, False), (1, 16, False), (100, 1, False), (100, 16, False), (1, 1, True), (100, 16, True)]
-        rows = [
-            scenario(port, ids, size, conc, args.requests, args.seconds, proc, reasons) for size, conc, reasons in plan
-        ]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    rows = run_server(uri, configs, ids, args, args.recycle, PLAN)
+    rows += run_server(uri, configs, ids, args, 0, BASELINE_PLAN)
     load = os.getloadavg()
     print(f"\nbentoml serve, {args.workers} workers, {os.cpu_count()} cores, load average {load[0]:.1f} at the end\n")
     keys = list(rows[0])

@@ -24,6 +24,9 @@ class ServingConfig(Frozen):
     store: str = Field("outputs/feature_store.sqlite", description="feature snapshot file, relative to the root")
     api_key_env: str = Field("RETAIN_API_KEY", description="env var holding the bearer API key; unset = no auth")
     workers: int = Field(2, ge=1, description="BentoML worker processes")
+    requests_per_connection: int = Field(
+        100, ge=0, description="a worker closes a keep-alive connection after this many of its responses; 0 = never"
+    )
     batch: BatchConfig = BatchConfig()
 
     @model_validator(mode="after")

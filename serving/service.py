@@ -122,12 +122,22 @@ def _json(send, status: int, payload: dict):
 
 
 class Gate:
-    """ASGI middleware: bearer API key (when the env var is set) and a body-size cap, before any parsing."""
+    """ASGI middleware: bearer API key (when the env var is set), a body-size cap, and connection recycling.
+
+    Recycling: BentoML's workers accept from one shared socket, and a burst of new
+    connections (a client's pool opening) all lands on the worker that wakes
+    first; we measured 16 of 16 on one worker, half the machine left idle
+    (bentoml issue 5426). So every ``requests_per_connection``-th response of a
+    worker carries ``Connection: close``; the client reconnects, and the worker
+    free to accept first takes the new connection. A busier worker sheds more,
+    so connections drift to the idle one. HTTP clients reconnect on their own.
+    """
 
     def __init__(self, app):
         config = current_config()
         self.app, self.env_var = app, config.api_key_env
         self.max_body = BODY_BYTES_PER_CUSTOMER * config.max_customers_per_request
+        self.recycle_every, self.responses = config.requests_per_connection, 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -145,7 +155,17 @@ class Gate:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return await _json(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
-        return await self.app(scope, receive, send)
+        return await self.app(scope, receive, self._recycling(send) if self.recycle_every else send)
+
+    def _recycling(self, send):
+        async def send_or_close(message):
+            if message["type"] == "http.response.start":
+                self.responses += 1
+                if self.responses % self.recycle_every == 0:
+                    message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            await send(message)
+
+        return send_or_close
 
 
 def _too_many(n: int, limit: int) -> None:

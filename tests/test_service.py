@@ -184,6 +184,26 @@ def test_health_and_openapi(client):
     assert {"/score_ids", "/score_features", "/reload"} <= set(paths)
 
 
+@pytest.mark.parametrize("every", [3, 0])
+def test_every_nth_response_asks_the_client_to_reconnect(tmp_path, monkeypatch, every):
+    """Connection recycling spreads keep-alive connections over the workers; 0 turns it off; probes are exempt."""
+    from starlette.responses import PlainTextResponse
+    from starlette.testclient import TestClient
+
+    from serving.service import Gate
+
+    (tmp_path / "serving.yaml").write_text(f"requests_per_connection: {every}\n")
+    monkeypatch.setenv("RETAIN_CONFIGS", str(tmp_path))
+    monkeypatch.delenv("RETAIN_API_KEY", raising=False)
+    gate = Gate(PlainTextResponse("ok"))
+    c = TestClient(gate)  # no lifespan: the stand-in app only answers HTTP
+    closing = [c.post("/score_ids").headers.get("connection") == "close" for _ in range(7)]
+    probes = [c.get("/readyz").headers.get("connection") for _ in range(4)]
+    expected = [(i + 1) % every == 0 for i in range(7)] if every else [False] * 7
+    assert closing == expected
+    assert probes == [None] * 4
+
+
 def test_refuses_to_start_without_a_champion(champ, tmp_path):
     configs = tmp_path / "configs"
     configs.mkdir()
@@ -233,6 +253,10 @@ def test_real_bentoml_serve_end_to_end(champ, known_ids):
         )
         assert httpx.post(f"{base}/score_ids", json={"customer_ids": ["a"] * 51}).status_code == 413
         assert httpx.get(f"{base}/docs.json").status_code == 200
+        with httpx.Client(base_url=base) as pool:  # every 100th response closes its connection; clients reconnect
+            answers = [pool.post("/score_ids", json={"customer_ids": known_ids[:1]}) for _ in range(210)]
+        assert all(r.status_code == 200 for r in answers)
+        assert sum(r.headers.get("connection") == "close" for r in answers) >= 2
 
         keyed = f"http://127.0.0.1:{ports['keyed']}"
         assert httpx.post(f"{keyed}/score_ids", json={"customer_ids": known_ids[:1]}).status_code == 401
