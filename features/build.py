@@ -17,15 +17,23 @@ from features.sources import Tables
 
 
 def build_features(
-    tables: Tables, *, cutoff, config: FeaturesConfig | None = None, progress: bool = False
+    tables: Tables,
+    *,
+    cutoff,
+    config: FeaturesConfig | None = None,
+    vocabulary: dict | None = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Features as of ``cutoff`` (required: never the data's last date by default).
 
     Only rows strictly before the cutoff are seen. Rows are the customers known
     before the cutoff, sorted by customer_id; a missing table gives NaN features.
+    ``vocabulary`` (from :func:`learn_vocabulary` on the whole population) is for
+    builds over some of the customers: without it, rare levels and top interests
+    would be chosen among those customers only.
     """
     config = config or FeaturesConfig()
-    with Snapshot(tables, cutoff=cutoff) as snap:
+    with Snapshot(tables, cutoff=cutoff, vocabulary=vocabulary) as snap:
         ids, keys = snap.population(), snap.population(key=True)
         parts = []
         with Progress(transient=True, disable=not progress) as bar:
@@ -37,6 +45,13 @@ def build_features(
                 parts.append(part)
                 bar.advance(task)
     return pd.concat(parts, axis=1)
+
+
+def learn_vocabulary(tables: Tables, *, cutoff, config: FeaturesConfig | None = None) -> dict:
+    """Every builder's population-wide choices as of ``cutoff`` (picklable: it travels to Spark executors)."""
+    config = config or FeaturesConfig()
+    with Snapshot(tables, cutoff=cutoff) as snap:
+        return {b.__name__: snap.learned(b.__name__, b.learn, config) for b in REGISTRY if hasattr(b, "learn")}
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

@@ -36,10 +36,14 @@ class Snapshot:
     ``sql`` runs a query over the cut views (keyed by ``cid``) plus
     ``population`` (``cid``, ``customer_id``: one row per customer known before
     the cutoff); ``frame`` returns a cut table as pandas with ``customer_id``.
+    ``vocabulary`` holds the builders' population-wide choices (``learned``):
+    learned from this snapshot, or given when it holds only some customers.
     """
 
-    def __init__(self, tables: Tables, *, cutoff):
+    def __init__(self, tables: Tables, *, cutoff, vocabulary: dict | None = None):
         self.cutoff = parse_cutoff(cutoff)
+        self.vocabulary = {} if vocabulary is None else dict(vocabulary)
+        self._given = vocabulary is not None
         self._tables = tables
         self._present = set(tables.present())
         self._con = warehouse(tables).cursor()
@@ -67,6 +71,14 @@ class Snapshot:
             f"(SELECT {KEY} FROM {CUSTOMERS.name} UNION SELECT {KEY} FROM {ORDERS.name}) k "
             f"JOIN _ids i USING ({KEY}) ORDER BY i.{CUSTOMER_ID}"
         )
+
+    def learned(self, builder: str, learn, config):
+        """A builder's population-wide choices: from the given vocabulary, else ``learn(self, config)`` once."""
+        if builder not in self.vocabulary:
+            if self._given:
+                raise KeyError(f"the vocabulary has no choices for {builder}; learn it with learn_vocabulary")
+            self.vocabulary[builder] = learn(self, config)
+        return self.vocabulary[builder]
 
     @property
     def sql_cutoff(self) -> str:

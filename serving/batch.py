@@ -55,10 +55,20 @@ class BatchResult:
 
 
 def snapshot_frame(
-    tables: Tables, *, as_of, models: Models, features: FeaturesConfig, lifecycle_config: LifecycleConfig
+    tables: Tables,
+    *,
+    as_of,
+    models: Models,
+    features: FeaturesConfig,
+    lifecycle_config: LifecycleConfig,
+    vocabulary: dict | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
-    """What scoring reads: every customer's features as of ``as_of`` plus the base lifecycle stage."""
-    frame = build_features(tables, cutoff=as_of, config=features, progress=True)
+    """What scoring reads: every customer's features as of ``as_of`` plus the base lifecycle stage.
+
+    ``vocabulary``: the whole population's, when ``tables`` hold only some customers (a Spark partition).
+    """
+    frame = build_features(tables, cutoff=as_of, config=features, vocabulary=vocabulary, progress=progress)
     models.check_features(frame.columns, source=f"features built as of {as_of}")
     base = lifecycle(tables, as_of=as_of, churn_probability=None, config=lifecycle_config)
     stage = base.set_index(CUSTOMER_ID)[STAGE]

@@ -1,23 +1,32 @@
-"""The same scorer on PySpark, for customer bases that outgrow one machine.
+"""The same feature builders and scorer on PySpark, for customer bases that outgrow one machine.
 
-``score_spark`` repartitions a Spark DataFrame of feature rows by customer_id and
-runs ``serving.scoring.score_frame`` on each partition with ``mapInPandas``; the
-models travel to the executors once per task in the closure (boosters pickle as
-model text). Every partition calls the very function the service and the batch
-job call, so the three agree row for row (tests/test_spark.py).
+Two entry points, both ending in ``serving.scoring.score_frame``, the function
+the service and the batch job call, so all of them agree row for row
+(tests/test_spark.py):
 
-Feature rows come from ``features.build.build_features`` (``retain build-features``
-writes them as Parquet) or from any job that writes the same columns; the
-lifecycle base stage column is optional. Run on a cluster with::
+* ``score_tables_spark``: the raw contract tables. Every table is split by a
+  hash of customer_id into the same partitions, so one partition holds some
+  customers with all of their rows; each partition runs ``build_features``,
+  the lifecycle rules and the scorer in pandas (``applyInPandas``). The few
+  choices made over the whole population (which levels keep their name, which
+  interests get a column) are learned once on the driver from one row per
+  customer (``features.build.learn_vocabulary``) and shipped to every partition.
+* ``score_spark``: feature rows already built (``retain build-features``),
+  repartitioned by customer_id and scored with ``mapInPandas``.
+
+The models travel to the executors once per task in the closure (boosters
+pickle as model text). Run on a cluster with::
 
     zip -qr retain.zip features analytics serving configs
     spark-submit --master yarn --deploy-mode cluster --py-files retain.zip \\
-        serving/spark.py --features hdfs:///retain/features.parquet --as-of 2026-06-01 \\
+        serving/spark.py --data hdfs:///retain/tables --as-of 2026-06-01 \\
         --out hdfs:///retain/scores.parquet
 
-The driver loads the champions from the registry (``MLFLOW_TRACKING_URI``) once;
-executors need the project's Python dependencies (lightgbm, scikit-learn, pandas,
-pyarrow), not registry access.
+``--data`` holds ``<table>.parquet`` per contract table (absent ones are
+skipped); ``--features`` takes built feature rows instead. The driver loads the
+champions from the registry (``MLFLOW_TRACKING_URI``) once; executors need the
+project's Python dependencies (lightgbm, scikit-learn, pandas, pyarrow, duckdb),
+not registry access.
 """
 
 from __future__ import annotations
@@ -25,8 +34,14 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
+import pyarrow as pa
 
-from features.contract import CUSTOMER_ID
+from analytics.config import LifecycleConfig
+from features.build import learn_vocabulary
+from features.config import FeaturesConfig
+from features.contract import CUSTOMER_ID, CUSTOMERS, INTERESTS, OFFERS, ORDERS, TABLES, parse_cutoff
+from features.sources import check_tables
+from serving.batch import snapshot_frame
 from serving.config import ServingConfig
 from serving.models import Models
 from serving.scoring import BASE_STAGE, score_frame
@@ -54,13 +69,16 @@ def local_session(cores: int = 2, app: str = "retain-scoring"):
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(cores * 2))
         .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")  # naive timestamps round-trip unchanged
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
 
 
-def output_schema(sample: pd.DataFrame) -> str:
-    """Spark DDL for the scorer's output, derived from one locally scored sample."""
+def output_schema(*, as_of, models: Models, config: ServingConfig, reasons: bool) -> str:
+    """Spark DDL for the scorer's output, from one stand-in customer with every feature missing."""
+    stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in models.features}})
+    sample = score_frame(stand_in, as_of=as_of, models=models, config=config, reasons=reasons)
     parts = []
     for col, dtype in sample.dtypes.items():
         kind = SPARK_TYPES.get(str(dtype).split("[")[0], "string")
@@ -76,8 +94,7 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
     if missing:
         raise ValueError(f"Spark feature table lacks {missing[:10]}")
     features = features.select(*columns)
-    sample = features.limit(1).toPandas()
-    schema = output_schema(score_frame(sample, as_of=as_of, models=models, config=config, reasons=reasons))
+    schema = output_schema(as_of=as_of, models=models, config=config, reasons=reasons)
     n = partitions or features.rdd.getNumPartitions()
     features = features.repartition(n, CUSTOMER_ID)
 
@@ -89,25 +106,151 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
     return features.mapInPandas(run, schema=schema)
 
 
+PART, TABLE, PAYLOAD = "_retain_part", "_retain_table", "_retain_payload"
+
+
+def _to_bytes(frame: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_bytes(payload: bytes) -> pd.DataFrame:
+    return pa.ipc.open_stream(payload).read_pandas()
+
+
+def population_tables(tables: dict) -> dict[str, pd.DataFrame]:
+    """What the vocabulary needs, as pandas on the driver: one row per customer, never the big tables.
+
+    Customers and interests as they are; orders reduced to each customer's first
+    order (all the vocabulary needs from orders is who is known before the
+    cutoff), with a zero amount to satisfy the contract.
+    """
+    from pyspark.sql import functions as F
+
+    out = {name: tables[name].toPandas() for name in (CUSTOMERS.name, INTERESTS.name) if name in tables}
+    if ORDERS.name in tables:
+        first = tables[ORDERS.name].groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
+        out[ORDERS.name] = first.withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
+    return out
+
+
+def score_tables_spark(
+    tables: dict,
+    *,
+    as_of,
+    models: Models,
+    config: ServingConfig,
+    features: FeaturesConfig,
+    lifecycle_config: LifecycleConfig,
+    reasons: bool = False,
+    partitions: int | None = None,
+    offers: tuple[str, ...] = (),
+    orphans: str = "error",
+):
+    """Contract tables as Spark DataFrames (name -> DataFrame) -> Spark DataFrame of scores, one row per customer.
+
+    Each partition of customers is validated, built and scored exactly as the
+    batch job does it on one machine (``serving.batch.snapshot_frame``), with the
+    population's vocabulary learned here on the driver.
+    """
+    from pyspark.sql import functions as F
+
+    unknown = sorted(set(tables) - set(TABLES))
+    if unknown:
+        raise ValueError(f"unknown table(s) {unknown}; expected some of {list(TABLES)}")
+    probe = check_tables(population_tables(tables), offers=offers, orphans=orphans)
+    vocabulary = learn_vocabulary(probe, cutoff=as_of, config=features)
+    empty = {name: df.limit(0).toPandas() for name, df in tables.items()}  # a table with no rows in a partition
+    schema = output_schema(as_of=as_of, models=models, config=config, reasons=reasons)
+    n = partitions or max(df.rdd.getNumPartitions() for df in tables.values())
+    as_of_day = parse_cutoff(as_of).strftime("%Y-%m-%d")
+
+    def pack(name: str):
+        def run(pdf: pd.DataFrame) -> pd.DataFrame:
+            part = int(pdf[PART].iloc[0])
+            return pd.DataFrame({PART: [part], TABLE: [name], PAYLOAD: [_to_bytes(pdf.drop(columns=PART))]})
+
+        return run
+
+    packed = None
+    for name, df in tables.items():
+        rows = df.withColumn(PART, F.pmod(F.hash(CUSTOMER_ID), F.lit(n)))
+        one = rows.groupBy(PART).applyInPandas(pack(name), schema=f"{PART} int, {TABLE} string, {PAYLOAD} binary")
+        packed = one if packed is None else packed.unionByName(one)
+
+    def build_and_score(pdf: pd.DataFrame) -> pd.DataFrame:
+        frames = {**empty, **{t: _from_bytes(b) for t, b in zip(pdf[TABLE], pdf[PAYLOAD], strict=True)}}
+        part = check_tables(frames, offers=offers, orphans=orphans)
+        frame = snapshot_frame(
+            part,
+            as_of=as_of,
+            models=models,
+            features=features,
+            lifecycle_config=lifecycle_config,
+            vocabulary=vocabulary,
+            progress=False,
+        )
+        return score_frame(frame, as_of=as_of_day, models=models, config=config, reasons=reasons)
+
+    return packed.groupBy(PART).applyInPandas(build_and_score, schema=schema)
+
+
+def read_tables(spark, data: str) -> dict:
+    """``<data>/<table>.parquet`` for each contract table that exists there (the offers log is not needed)."""
+    from pyspark.errors import AnalysisException
+
+    tables = {}
+    for name in TABLES:
+        if name == OFFERS.name:
+            continue
+        try:
+            tables[name] = spark.read.parquet(f"{data.rstrip('/')}/{name}.parquet")
+        except AnalysisException as exc:
+            if "PATH_NOT_FOUND" not in str(exc) and "Path does not exist" not in str(exc):
+                raise
+    if not tables:
+        raise SystemExit(f"{data}: no <table>.parquet for any of {[t for t in TABLES if t != OFFERS.name]}")
+    return tables
+
+
 def main(argv: list[str] | None = None) -> None:
-    """spark-submit entry point: features Parquet in, scores Parquet out."""
+    """spark-submit entry point: contract tables (or built feature rows) in Parquet, scores Parquet out."""
     from pyspark.sql import SparkSession
 
+    from analytics.config import AnalyticsConfig
     from features.config import CONFIG_DIR, load_config
     from serving.models import load_models
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--features", required=True, help="Parquet feature rows (customer_id column)")
-    parser.add_argument("--as-of", required=True, help="the date the features were built for")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="folder with <table>.parquet per contract table: features are built here")
+    source.add_argument("--features", help="Parquet feature rows (customer_id column), built elsewhere")
+    parser.add_argument("--as-of", required=True, help="the cutoff: features see only data strictly before it")
     parser.add_argument("--out", required=True, help="Parquet folder for the scores")
     parser.add_argument("--reasons", action="store_true", help="add the top churn reasons")
-    parser.add_argument("--configs", default=str(CONFIG_DIR), help="folder with serving.yaml")
+    parser.add_argument("--configs", default=str(CONFIG_DIR), help="folder with serving.yaml, features.yaml, ...")
+    parser.add_argument("--orphans", default="error", choices=["error", "drop"], help="rows of unknown customers")
     args = parser.parse_args(argv)
     config = load_config(ServingConfig, f"{args.configs}/serving.yaml")
-    spark = SparkSession.builder.appName("retain-scoring").getOrCreate()
+    spark = SparkSession.builder.appName("retain-scoring").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     models = load_models(config)
-    features = spark.read.parquet(args.features)
-    scores = score_spark(features, as_of=args.as_of, models=models, config=config, reasons=args.reasons)
+    if args.data:
+        scores = score_tables_spark(
+            read_tables(spark, args.data),
+            as_of=args.as_of,
+            models=models,
+            config=config,
+            features=load_config(FeaturesConfig, f"{args.configs}/features.yaml"),
+            lifecycle_config=load_config(AnalyticsConfig, f"{args.configs}/analytics.yaml").lifecycle,
+            reasons=args.reasons,
+            orphans=args.orphans,
+        )
+    else:
+        features = spark.read.parquet(args.features)
+        scores = score_spark(features, as_of=args.as_of, models=models, config=config, reasons=args.reasons)
     scores.write.mode("overwrite").parquet(args.out)  # Spark commits the folder atomically (_SUCCESS)
 
 

@@ -4,6 +4,8 @@ Contract columns become ``demo_*``. Every other customers column is a custom
 attribute: numbers and flags stay numeric, text becomes a category (rare
 levels folded into "other"), and id-like columns (almost one value per
 customer) are dropped with a warning because a model can only memorise them.
+Those choices are made over the whole population (``learn``), so a build over a
+slice of the customers (a Spark partition) can reuse them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -33,47 +36,84 @@ def attribute_name(column: str) -> str:
     return f"attr_{slug or 'unnamed'}"
 
 
+@dataclass(frozen=True)
+class Levels:
+    """A text column's named levels; ``folded``: other values become "other" (else unknown, NaN)."""
+
+    kept: tuple[str, ...]
+    folded: bool
+
+    @classmethod
+    def learn(cls, values: pd.Series, max_levels: int) -> Levels:
+        """The ``max_levels - 1`` most common levels when there are more, else all of them."""
+        counts = values.astype("string").value_counts()
+        if len(counts) > max_levels - 1:
+            return cls(tuple(counts.index[: max_levels - 1]), True)
+        return cls(tuple(counts.index), False)
+
+    def apply(self, values: pd.Series) -> pd.Categorical:
+        text = values.astype("string")
+        text = text.where(text.isin(self.kept) | text.isna(), OTHER if self.folded else pd.NA)
+        return pd.Categorical(text, categories=sorted({*self.kept, *([OTHER] if self.folded else [])}))
+
+
+NUMBER, DROPPED = "number", "dropped"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What this builder decides over the whole population: levels per text column, each attribute's kind."""
+
+    categories: dict[str, Levels]
+    attributes: dict[str, str | Levels]  # custom column -> NUMBER, DROPPED or its Levels
+
+
+def learn(snap: Snapshot, config: FeaturesConfig) -> Choices:
+    customers = snap.frame(CUSTOMERS.name)
+    contract_cols = {c.name for c in CUSTOMERS.columns}
+    levels = config.max_category_levels
+    return Choices(
+        categories={c: Levels.learn(customers[c], levels) for c in _CATEGORIES},
+        attributes={c: _kind(customers[c], levels, c) for c in customers.columns if c not in contract_cols},
+    )
+
+
 def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
+    choices = snap.learned(__name__, learn, config)
     customers = snap.frame(CUSTOMERS.name).set_index(CUSTOMER_ID)
     out = pd.DataFrame(index=customers.index)
     for col in _CATEGORIES:
-        out[f"demo_{col}"] = _as_category(customers[col], config.max_category_levels)
+        out[f"demo_{col}"] = choices.categories[col].apply(customers[col])
     for col in _NUMBERS:
         out[f"demo_{col}"] = customers[col].astype("float64")
     signed_up = customers[CUSTOMERS.signed_up_at]
     out["demo_days_since_signup"] = (snap.cutoff - signed_up).dt.total_seconds() / 86400.0
-    contract_cols = {c.name for c in CUSTOMERS.columns}
-    for col in customers.columns:
-        if col in contract_cols:
+    for col, kind in choices.attributes.items():
+        if kind == DROPPED:
             continue
         name = attribute_name(col)
         while name in out.columns:
             name += "_"
-        values = _attribute(customers[col], config.max_category_levels, col)
-        if values is not None:
-            out[name] = values
+        values = customers[col]
+        if kind != NUMBER:
+            out[name] = kind.apply(values)
+        elif pd.api.types.is_bool_dtype(values):
+            out[name] = values.astype("float64")
+        else:
+            out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
     return out
 
 
-def _attribute(values: pd.Series, max_levels: int, column: str) -> pd.Series | None:
+def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
+    """Numbers and flags stay numbers; text is a category, unless it looks like an identifier."""
     if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
+        return NUMBER
     numeric = pd.to_numeric(values, errors="coerce")
     if values.notna().sum() > 0 and numeric.notna().sum() == values.notna().sum():
-        return numeric.astype("float64")
+        return NUMBER
     text = values.astype("string")
     distinct = text.nunique()
     if distinct > 50 and distinct > 0.5 * text.notna().sum():
         log.warning("custom attribute %r looks like an identifier (%d distinct values); not used", column, distinct)
-        return None
-    return _as_category(text, max_levels)
-
-
-def _as_category(values: pd.Series, max_levels: int) -> pd.Series:
-    """Keep the most common levels; fold the rest into 'other' so levels stay stable."""
-    text = values.astype("string")
-    top = text.value_counts().index[: max_levels - 1]
-    if text.nunique() > max_levels - 1:
-        text = text.where(text.isin(top) | text.isna(), OTHER)
-    levels = sorted(set(text.dropna().unique()))
-    return pd.Categorical(text, categories=levels)
+        return DROPPED
+    return Levels.learn(text, max_levels)
