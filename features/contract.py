@@ -217,15 +217,22 @@ def _check_range(values: pd.Series, col: Column, *, where: str) -> None:
 
 
 def validate(
-    table: Table | str, frame: pd.DataFrame, *, source: str | None = None, offers: tuple[str, ...] = ()
+    table: Table | str,
+    frame: pd.DataFrame,
+    *,
+    source: str | None = None,
+    offers: tuple[str, ...] = (),
+    allow_empty: bool = False,
 ) -> pd.DataFrame:
     """Check and type one table; return a new frame, never modify the input.
 
     ``offers`` is the catalog's offer names; the control name ``none`` is always allowed.
+    An empty table is an error (a user's empty file is a mistake) unless ``allow_empty``:
+    a slice of the customers (a Spark partition) may hold no rows of a table.
     """
     table = TABLES[table] if isinstance(table, str) else table
     source = source or table.name
-    if len(frame) == 0:
+    if len(frame) == 0 and not allow_empty:
         raise ContractError(f"{source}: the table is empty; expected at least one data row")
     frame = frame.rename(columns=lambda c: str(c).strip())
     missing = [c for c in table.required if c not in frame.columns]

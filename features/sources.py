@@ -95,14 +95,15 @@ def check_tables(
     sources: dict[str, str] | None = None,
     offers: tuple[str, ...] = (),
     orphans: str = "error",
+    allow_empty: bool = False,
 ) -> Tables:
-    """Validate DataFrames passed from Python exactly as files are validated."""
+    """Validate DataFrames passed from Python exactly as files are validated (``allow_empty``: see ``validate``)."""
     unknown = set(frames) - set(TABLES)
     if unknown:
         raise ContractError(f"unknown table(s) {sorted(unknown)}; expected some of {list(TABLES)}")
     sources = sources or {}
     checked = {
-        name: validate(TABLES[name], frame, source=sources.get(name, name), offers=offers)
+        name: validate(TABLES[name], frame, source=sources.get(name, name), offers=offers, allow_empty=allow_empty)
         for name, frame in frames.items()
     }
     return _assemble(checked, sources, orphans)

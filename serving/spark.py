@@ -49,8 +49,12 @@ from serving.scoring import BASE_STAGE, score_frame
 SPARK_TYPES = {"float64": "double", "string": "string", "str": "string", "object": "string", "int64": "long"}
 
 
-def local_session(cores: int = 2, app: str = "retain-scoring"):
-    """A local Spark session (tests, benchmarks): Arrow on, small shuffle, workers on this interpreter."""
+def local_session(cores: int = 2, app: str = "retain-scoring", memory: str = "4g"):
+    """A local Spark session (tests, benchmarks): Arrow on, small shuffle, workers on this interpreter.
+
+    ``memory`` is the JVM heap; a whole partition of customers passes through it (Spark's 1g default is too small
+    for tens of millions of events).
+    """
     import os
     import sys
 
@@ -71,19 +75,21 @@ def local_session(cores: int = 2, app: str = "retain-scoring"):
         .config("spark.ui.enabled", "false")
         .config("spark.sql.session.timeZone", "UTC")  # naive timestamps round-trip unchanged
         .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.memory", memory)
         .getOrCreate()
     )
 
 
-def output_schema(*, as_of, models: Models, config: ServingConfig, reasons: bool) -> str:
-    """Spark DDL for the scorer's output, from one stand-in customer with every feature missing."""
+def empty_scores(*, as_of, models: Models, config: ServingConfig, reasons: bool) -> pd.DataFrame:
+    """The scorer's output with no rows: its columns and dtypes, from one stand-in customer."""
     stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in models.features}})
-    sample = score_frame(stand_in, as_of=as_of, models=models, config=config, reasons=reasons)
-    parts = []
-    for col, dtype in sample.dtypes.items():
-        kind = SPARK_TYPES.get(str(dtype).split("[")[0], "string")
-        parts.append(f"`{col}` {kind}")
-    return ", ".join(parts)
+    return score_frame(stand_in, as_of=as_of, models=models, config=config, reasons=reasons).iloc[:0]
+
+
+def spark_schema(frame: pd.DataFrame) -> str:
+    """Spark DDL for a pandas frame's columns."""
+    kinds = (SPARK_TYPES.get(str(dtype).split("[")[0], "string") for dtype in frame.dtypes)
+    return ", ".join(f"`{col}` {kind}" for col, kind in zip(frame.columns, kinds, strict=True))
 
 
 def score_spark(features, *, as_of, models: Models, config: ServingConfig, reasons: bool = False, partitions=None):
@@ -94,7 +100,7 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
     if missing:
         raise ValueError(f"Spark feature table lacks {missing[:10]}")
     features = features.select(*columns)
-    schema = output_schema(as_of=as_of, models=models, config=config, reasons=reasons)
+    schema = spark_schema(empty_scores(as_of=as_of, models=models, config=config, reasons=reasons))
     n = partitions or features.rdd.getNumPartitions()
     features = features.repartition(n, CUSTOMER_ID)
 
@@ -137,6 +143,40 @@ def population_tables(tables: dict) -> dict[str, pd.DataFrame]:
     return out
 
 
+def score_partition(
+    frames: dict[str, pd.DataFrame],
+    *,
+    as_of,
+    models: Models,
+    config: ServingConfig,
+    features: FeaturesConfig,
+    lifecycle_config: LifecycleConfig,
+    vocabulary: dict,
+    reasons: bool = False,
+    offers: tuple[str, ...] = (),
+    orphans: str = "error",
+) -> pd.DataFrame:
+    """Some customers with all their rows in every table -> their scores, exactly as the batch job makes them.
+
+    ``vocabulary`` is the whole population's. A partition whose customers are all
+    unknown before the cutoff gives no rows.
+    """
+    tables = check_tables(frames, offers=offers, orphans=orphans, allow_empty=True)
+    frame = snapshot_frame(
+        tables,
+        as_of=as_of,
+        models=models,
+        features=features,
+        lifecycle_config=lifecycle_config,
+        vocabulary=vocabulary,
+        progress=False,
+    )
+    if frame.empty:
+        return empty_scores(as_of=as_of, models=models, config=config, reasons=reasons)
+    day = parse_cutoff(as_of).strftime("%Y-%m-%d")
+    return score_frame(frame, as_of=day, models=models, config=config, reasons=reasons)
+
+
 def score_tables_spark(
     tables: dict,
     *,
@@ -152,9 +192,9 @@ def score_tables_spark(
 ):
     """Contract tables as Spark DataFrames (name -> DataFrame) -> Spark DataFrame of scores, one row per customer.
 
-    Each partition of customers is validated, built and scored exactly as the
-    batch job does it on one machine (``serving.batch.snapshot_frame``), with the
-    population's vocabulary learned here on the driver.
+    Every table is split by a hash of customer_id into the same ``partitions``;
+    each partition goes through :func:`score_partition` with the population's
+    vocabulary, learned here on the driver.
     """
     from pyspark.sql import functions as F
 
@@ -164,9 +204,8 @@ def score_tables_spark(
     probe = check_tables(population_tables(tables), offers=offers, orphans=orphans)
     vocabulary = learn_vocabulary(probe, cutoff=as_of, config=features)
     empty = {name: df.limit(0).toPandas() for name, df in tables.items()}  # a table with no rows in a partition
-    schema = output_schema(as_of=as_of, models=models, config=config, reasons=reasons)
+    schema = spark_schema(empty_scores(as_of=as_of, models=models, config=config, reasons=reasons))
     n = partitions or max(df.rdd.getNumPartitions() for df in tables.values())
-    as_of_day = parse_cutoff(as_of).strftime("%Y-%m-%d")
 
     def pack(name: str):
         def run(pdf: pd.DataFrame) -> pd.DataFrame:
@@ -181,21 +220,22 @@ def score_tables_spark(
         one = rows.groupBy(PART).applyInPandas(pack(name), schema=f"{PART} int, {TABLE} string, {PAYLOAD} binary")
         packed = one if packed is None else packed.unionByName(one)
 
-    def build_and_score(pdf: pd.DataFrame) -> pd.DataFrame:
+    def run(pdf: pd.DataFrame) -> pd.DataFrame:
         frames = {**empty, **{t: _from_bytes(b) for t, b in zip(pdf[TABLE], pdf[PAYLOAD], strict=True)}}
-        part = check_tables(frames, offers=offers, orphans=orphans)
-        frame = snapshot_frame(
-            part,
+        return score_partition(
+            frames,
             as_of=as_of,
             models=models,
+            config=config,
             features=features,
             lifecycle_config=lifecycle_config,
             vocabulary=vocabulary,
-            progress=False,
+            reasons=reasons,
+            offers=offers,
+            orphans=orphans,
         )
-        return score_frame(frame, as_of=as_of_day, models=models, config=config, reasons=reasons)
 
-    return packed.groupBy(PART).applyInPandas(build_and_score, schema=schema)
+    return packed.groupBy(PART).applyInPandas(run, schema=schema)
 
 
 def read_tables(spark, data: str) -> dict:

@@ -46,6 +46,18 @@ def test_partition_builds_with_the_population_vocabulary_equal_the_whole_build(f
     pd.testing.assert_frame_equal(joined, whole)
 
 
+def test_a_slice_with_an_empty_table_equals_the_whole_build(frames):
+    """A partition may hold no rows of some table (no reviews there); its customers still had none."""
+    whole = build_features(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
+    vocabulary = learn_vocabulary(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
+    quiet = set(frames["customers"]["customer_id"]) - set(frames["reviews"]["customer_id"])
+    part = _slice(frames, set(sorted(quiet)[:50]))
+    assert part["reviews"].empty and not part["orders"].empty
+    built = build_features(check_tables(part, allow_empty=True), cutoff=CUTOFF, config=CONFIG, vocabulary=vocabulary)
+    pd.testing.assert_frame_equal(built, whole.loc[built.index])
+    assert (built["social_reviews_all"] == 0).all()
+
+
 def test_a_slice_alone_would_choose_differently(frames):
     """Why the vocabulary is needed: learned on one slice, the levels kept as named differ."""
     ids = sorted(frames["customers"]["customer_id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -81,6 +82,8 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_
     config = load_config(ServingConfig, champ.configs / "serving.yaml")
     models = load_models(config)
     tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    few = tables.reviews["customer_id"].drop_duplicates().head(2)  # so that most partitions hold no reviews
+    tables = replace(tables, reviews=tables.reviews[tables.reviews["customer_id"].isin(few)].reset_index(drop=True))
     batch = score_batch(config, tables, models, tmp_path / "scores.parquet", reasons=True)
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
 
@@ -102,3 +105,30 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_
         spark.stop()
     assert len(by_spark) == len(by_batch)
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+
+
+def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(champ):
+    from analytics.config import AnalyticsConfig
+    from features.build import learn_vocabulary
+    from features.config import FeaturesConfig
+    from serving.spark import score_partition
+
+    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    models = load_models(config)
+    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    vocabulary = learn_vocabulary(tables, cutoff=AS_OF, config=FeaturesConfig())
+    signed_up = tables.customers["signed_up_at"]
+    late, early = tables.customers[signed_up >= AS_OF].head(3), tables.customers[signed_up < AS_OF].head(3)
+    assert len(late) == len(early) == 3
+    common = dict(
+        as_of=AS_OF,
+        models=models,
+        config=config,
+        features=FeaturesConfig(),
+        lifecycle_config=AnalyticsConfig().lifecycle,
+        vocabulary=vocabulary,
+    )
+    none = {name: frame.iloc[:0] for name, frame in tables.present().items() if name != "offers"}
+    nobody = score_partition({**none, "customers": late}, **common)
+    someone = score_partition({**none, "customers": early}, **common)
+    assert nobody.empty and list(nobody.columns) == list(someone.columns) and len(someone) == 3
