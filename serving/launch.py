@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -24,11 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(port: int, env: dict[str, str]) -> subprocess.Popen:
-    """The server on 127.0.0.1:PORT in the background, output discarded."""
-    return subprocess.Popen(
-        serve_command("127.0.0.1", port), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+def start(port: int, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """The server on 127.0.0.1:PORT in the background; its output goes to ``log``, or nowhere."""
+    out = subprocess.DEVNULL if log is None else open(log, "ab")  # noqa: SIM115 (the child holds it open)
+    try:
+        return subprocess.Popen(serve_command("127.0.0.1", port), cwd=ROOT, env=env, stdout=out, stderr=out)
+    finally:
+        if log is not None:
+            out.close()
 
 
 def wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 180) -> None:

@@ -247,6 +247,7 @@ class Retain:
         def work():
             try:
                 self.models = self._load()
+                log.info("followed a reload: %s", self.models.versions)
             except Exception:  # keep serving the models we have
                 logging.getLogger(__name__).exception("reload failed; keeping %s", self.models.versions)
             finally:

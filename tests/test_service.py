@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -220,19 +221,43 @@ def test_refuses_to_start_without_a_champion(champ, tmp_path):
     assert "refusing to start" in r.stderr and "not-trained@champion" in r.stderr
 
 
-def _start(champ, port: int, key: str | None) -> subprocess.Popen:
+def _start(champ, port: int, key: str | None, workers: int = 1, log: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": champ.uri, "RETAIN_CONFIGS": str(champ.configs)}
+    env["RETAIN_WORKERS"] = str(workers)
     env.pop("RETAIN_API_KEY", None)
     if key:
         env["RETAIN_API_KEY"] = key
-    return launch.start(port, env)
+    return launch.start(port, env, log=log)
+
+
+def _new_churn_champion(uri: str) -> tuple[str, str]:
+    """Register the churn champion's model again as a new version and make it champion: (old, new) version."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    old = client.get_model_version_by_alias("retain-churn", "champion")
+    new = client.create_model_version("retain-churn", old.source, run_id=old.run_id)
+    client.set_registered_model_alias("retain-churn", "champion", new.version)
+    return str(old.version), str(new.version)
+
+
+def _served_version(base: str, ids: list[str], headers: dict) -> str:
+    """The churn model version of one request on a new connection (so it may land on any worker)."""
+    r = httpx.post(f"{base}/score_ids", json={"customer_ids": ids}, headers={**headers, "Connection": "close"})
+    assert r.status_code == 200, r.text
+    return r.json()["models"]["churn"]
 
 
 @pytest.mark.slow
 def test_real_bentoml_serve_end_to_end(champ, known_ids):
     """Two real servers on 127.0.0.1, auth off and on: ids, features, bad payloads, unknown ids, oversize."""
     ports = {"open": launch.free_port(), "keyed": launch.free_port()}
-    procs = {"open": _start(champ, ports["open"], None), "keyed": _start(champ, ports["keyed"], KEY)}
+    keyed_log = champ.root / "keyed-server.log"
+    procs = {
+        "open": _start(champ, ports["open"], None),
+        "keyed": _start(champ, ports["keyed"], KEY, workers=2, log=keyed_log),
+    }
+    old_version = None
     try:
         for name, proc in procs.items():
             launch.wait_ready(f"http://127.0.0.1:{ports[name]}", proc)
@@ -263,9 +288,23 @@ def test_real_bentoml_serve_end_to_end(champ, known_ids):
         ok = {"Authorization": f"Bearer {KEY}"}
         r = httpx.post(f"{keyed}/score_ids", json={"customer_ids": known_ids[:1]}, headers=ok)
         assert r.status_code == 200 and r.json()["scores"][0]["known"]
-        assert httpx.post(f"{keyed}/reload", headers=ok).status_code == 200
         assert httpx.get(f"{keyed}/readyz").status_code == 200
+
+        # a new champion without downtime, on 2 workers: one takes /reload, the other follows
+        old_version, new_version = _new_churn_champion(champ.uri)
+        r = httpx.post(f"{keyed}/reload", headers=ok)
+        assert r.status_code == 200 and r.json()["churn"] == f"retain-churn v{new_version}"
+        deadline = time.monotonic() + 90
+        while "followed a reload" not in keyed_log.read_text() and time.monotonic() < deadline:
+            assert _served_version(keyed, known_ids[:1], ok).startswith("retain-churn v")  # never an error
+        assert "followed a reload" in keyed_log.read_text(), keyed_log.read_text()[-2000:]
+        served = {_served_version(keyed, known_ids[:1], ok) for _ in range(30)}
+        assert served == {f"retain-churn v{new_version}"}
     finally:
+        if old_version is not None:
+            from mlflow import MlflowClient
+
+            MlflowClient(tracking_uri=champ.uri).set_registered_model_alias("retain-churn", "champion", old_version)
         for proc in procs.values():
             proc.terminate()
         for proc in procs.values():
