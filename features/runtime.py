@@ -1,4 +1,4 @@
-"""Process-wide settings for the tools Retain starts: telemetry off, local homes."""
+"""Process-wide settings for the tools Retain starts: telemetry off, local homes, no noise."""
 
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ TELEMETRY_OFF = {
 
 
 def quiet_telemetry() -> None:
-    """Turn every tool's telemetry off and keep BentoML's home inside the project."""
+    """Turn every tool's telemetry off, keep BentoML's home inside the project, hide artifact-copy bars."""
     for key, value in TELEMETRY_OFF.items():
         os.environ[key] = value
     os.environ.setdefault("BENTOML_HOME", str(ROOT / ".bentoml"))
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # copies of local files, not progress
 
 
 TRACKING_DIR = ROOT / "mlruns"
