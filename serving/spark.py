@@ -9,8 +9,9 @@ the service and the batch job call, so all of them agree row for row
   customers with all of their rows; each partition runs ``build_features``,
   the lifecycle rules and the scorer in pandas (``applyInPandas``). The few
   choices made over the whole population (which levels keep their name, which
-  interests get a column) are learned once on the driver from one row per
-  customer (``features.build.learn_vocabulary``) and shipped to every partition.
+  interests get a column, BG/NBD's parameters) are learned once on the driver
+  from one row per customer plus a sample of buyers' orders
+  (``features.build.learn_vocabulary``) and shipped to every partition.
 * ``score_spark``: feature rows already built (``retain build-features``),
   repartitioned by customer_id and scored with ``mapInPandas``.
 
@@ -38,6 +39,7 @@ import pyarrow as pa
 
 from analytics.config import LifecycleConfig
 from features.build import learn_vocabulary
+from features.builders import lifetime
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, CUSTOMERS, INTERESTS, OFFERS, ORDERS, TABLES, parse_cutoff
 from features.sources import check_tables
@@ -113,12 +115,46 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
 
 
 PART, TABLE, PAYLOAD = "_retain_part", "_retain_table", "_retain_payload"
+TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
+
+
+def customer_key(df):
+    """customer_id as the text ``validate`` makes of it, so every table sends a customer to the same partition.
+
+    Parquet files may store ids as numbers in one table and text in another; 17, 17.0 and "17" are one customer.
+    """
+    from pyspark.sql import functions as F
+
+    col, kind = F.col(CUSTOMER_ID), dict(df.dtypes)[CUSTOMER_ID]
+    if kind in ("float", "double") or kind.startswith("decimal"):
+        return F.when(col == F.floor(col), col.cast("long").cast("string")).otherwise(col.cast("string"))
+    return col.cast("string")
+
+
+def check_spark_input(tables: dict) -> None:
+    """Time columns must be Spark timestamps (text dates sort as text), and the session clock UTC."""
+    from pyspark.sql import SparkSession
+
+    for name, df in tables.items():
+        column = TABLES[name].time_column
+        kind = dict(df.dtypes).get(column)
+        if kind is not None and kind not in TIME_TYPES:
+            raise ValueError(
+                f"Spark table {name}, column {column!r}: type {kind}, expected a timestamp; "
+                f"convert it first, e.g. df.withColumn({column!r}, F.to_timestamp({column!r}))"
+            )
+    zone = SparkSession.getActiveSession().conf.get("spark.sql.session.timeZone")
+    if zone != "UTC":
+        raise ValueError(
+            f"spark.sql.session.timeZone is {zone!r}; set it to UTC so naive timestamps reach pandas unchanged"
+        )
 
 
 def _to_bytes(frame: pd.DataFrame) -> bytes:
+    """One table's rows of one partition as a compressed Arrow stream (a Spark binary cell holds < 2 GiB)."""
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
 
@@ -127,19 +163,28 @@ def _from_bytes(payload: bytes) -> pd.DataFrame:
     return pa.ipc.open_stream(payload).read_pandas()
 
 
-def population_tables(tables: dict) -> dict[str, pd.DataFrame]:
-    """What the vocabulary needs, as pandas on the driver: one row per customer, never the big tables.
+def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
+    """What the builders' ``learn`` steps need, as pandas on the driver, never the whole of the big tables.
 
-    Customers and interests as they are; orders reduced to each customer's first
-    order (all the vocabulary needs from orders is who is known before the
-    cutoff), with a zero amount to satisfy the contract.
+    Customers and interests as they are (one row or a few per customer). Orders:
+    every order of the buyers the BG/NBD fit samples (``lifetime.in_sample``, the
+    same CRC-32 rule), and each other customer's first order, which is all the
+    other steps need from orders (who is known before the cutoff); amounts are 0.
     """
     from pyspark.sql import functions as F
 
     out = {name: tables[name].toPandas() for name in (CUSTOMERS.name, INTERESTS.name) if name in tables}
     if ORDERS.name in tables:
-        first = tables[ORDERS.name].groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
-        out[ORDERS.name] = first.withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
+        orders = tables[ORDERS.name]
+        orders = orders.select(customer_key(orders).alias(CUSTOMER_ID), ORDERS.ordered_at)
+        buyers = orders.where(F.col(ORDERS.ordered_at) < F.lit(parse_cutoff(as_of))).select(CUSTOMER_ID).distinct()
+        if CUSTOMERS.name in tables:  # rows of unknown customers are not in the population
+            known = tables[CUSTOMERS.name].select(customer_key(tables[CUSTOMERS.name]).alias(CUSTOMER_ID))
+            buyers = buyers.join(known, on=CUSTOMER_ID, how="left_semi")
+        modulus = lifetime.sample_modulus(buyers.count())
+        sampled = orders if modulus == 1 else orders.where(F.crc32(CUSTOMER_ID) % modulus == 0)
+        first = orders.groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
+        out[ORDERS.name] = sampled.unionByName(first).withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
     return out
 
 
@@ -201,7 +246,8 @@ def score_tables_spark(
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; expected some of {list(TABLES)}")
-    probe = check_tables(population_tables(tables), offers=offers, orphans=orphans)
+    check_spark_input(tables)
+    probe = check_tables(population_tables(tables, as_of=as_of), offers=offers, orphans=orphans)
     vocabulary = learn_vocabulary(probe, cutoff=as_of, config=features)
     empty = {name: df.limit(0).toPandas() for name, df in tables.items()}  # a table with no rows in a partition
     schema = spark_schema(empty_scores(as_of=as_of, models=models, config=config, reasons=reasons))
@@ -216,7 +262,7 @@ def score_tables_spark(
 
     packed = None
     for name, df in tables.items():
-        rows = df.withColumn(PART, F.pmod(F.hash(CUSTOMER_ID), F.lit(n)))
+        rows = df.withColumn(PART, F.pmod(F.hash(customer_key(df)), F.lit(n)))
         one = rows.groupBy(PART).applyInPandas(pack(name), schema=f"{PART} int, {TABLE} string, {PAYLOAD} binary")
         packed = one if packed is None else packed.unionByName(one)
 

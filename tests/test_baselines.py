@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.bgnbd import log_likelihood as bgnbd_log_likelihood
 from features.sources import check_tables
-from training.baselines import BgNbd, RecencyHeuristic, RfmLogistic, bgnbd_log_likelihood, rfm
+from training.baselines import BgNbd, RecencyHeuristic, RfmLogistic, rfm
 
 TRUE = {"r": 0.6, "alpha": 5.0, "a": 0.7, "b": 2.5}
 

@@ -95,6 +95,12 @@ def test_rare_attribute_levels_fold_into_other(frames):
     assert feats["attr_loyalty_tier"].nunique() <= 2
 
 
+def test_date_attributes_become_days_before_the_cutoff(frames):
+    frames["customers"]["Last Login"] = pd.to_datetime(["2024-05-01 00:00", "2024-05-09 12:00", "2024-06-01 00:00"])
+    feats = build_features(check_tables(frames), cutoff=CUTOFF)
+    assert feats.loc["a", "attr_last_login"] == 9 and feats.loc["b", "attr_last_login"] == 0.5
+
+
 def test_every_builder_module_is_registered():
     import pkgutil
 
@@ -105,7 +111,7 @@ def test_every_builder_module_is_registered():
 
 
 def test_feature_names_follow_source_prefix(feats):
-    prefixes = ("sales_", "behavior_", "demo_", "attr_", "social_")
+    prefixes = ("sales_", "lifetime_", "behavior_", "demo_", "attr_", "social_")
     assert all(c.startswith(prefixes) for c in feats.columns)
 
 

@@ -23,18 +23,25 @@ CONFIG = FeaturesConfig(max_category_levels=3, top_interests=3)
 def frames():
     frames = generate(900, days=400, seed=3).tables
     customers = frames["customers"]
-    customers["Shoe Size"] = [f"s{i % 7}" for i in range(len(customers))]  # a text attribute with 7 levels
+    customers["Shoe Size"] = [f"s{i % 7}" for i in range(len(customers))]  # 7 levels, equally common: ties
+    customers["Last Login"] = customers["signed_up_at"] + pd.to_timedelta(customers.index % 50, unit="D")
     return frames
 
 
 def _slice(frames: dict[str, pd.DataFrame], ids: set[str]) -> dict[str, pd.DataFrame]:
-    return {name: f[f["customer_id"].isin(ids)].reset_index(drop=True) for name, f in frames.items()}
+    """Those customers' rows, shuffled: another machine reads them in another order."""
+    return {
+        name: f[f["customer_id"].isin(ids)].sample(frac=1.0, random_state=1).reset_index(drop=True)
+        for name, f in frames.items()
+    }
 
 
 def test_partition_builds_with_the_population_vocabulary_equal_the_whole_build(frames):
     whole = build_features(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
     vocabulary = learn_vocabulary(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
     assert vocabulary["features.builders.social"]  # the data has interests to choose from
+    shuffled = _slice(frames, set(frames["customers"]["customer_id"]))
+    assert learn_vocabulary(check_tables(shuffled), cutoff=CUTOFF, config=CONFIG) == vocabulary  # ties by value
     ids = sorted(frames["customers"]["customer_id"])
     parts = [
         build_features(

@@ -73,11 +73,20 @@ def test_http_batch_and_spark_agree(champ, tmp_path):
         ]
 
 
-def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_path):
-    """Raw tables in, features built per partition of customers (population vocabulary), scores out."""
+def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_path, monkeypatch):
+    """Raw tables in, features built per partition of customers (population vocabulary), scores out.
+
+    BG/NBD is fitted on a CRC-32 sample of the buyers here (a small SAMPLE), so the
+    driver's sampled orders must give exactly the parameters the whole build fits.
+    """
     from analytics.config import AnalyticsConfig
+    from features.build import learn_vocabulary
+    from features.builders import lifetime
     from features.config import FeaturesConfig
-    from serving.spark import local_session, score_tables_spark
+    from features.sources import check_tables
+    from serving.spark import local_session, population_tables, score_tables_spark
+
+    monkeypatch.setattr(lifetime, "SAMPLE", 400)
 
     config = load_config(ServingConfig, champ.configs / "serving.yaml")
     models = load_models(config)
@@ -90,6 +99,11 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_
     spark = local_session(2)
     try:
         frames = {name: spark.createDataFrame(frame) for name, frame in tables.present().items() if name != "offers"}
+        for sample in (10**9, 400):  # all buyers, then a sample of them (the setting scored below)
+            monkeypatch.setattr(lifetime, "SAMPLE", sample)
+            probe = check_tables(population_tables(frames, as_of=AS_OF))
+            assert learn_vocabulary(probe, cutoff=AS_OF) == learn_vocabulary(tables, cutoff=AS_OF)
+        assert len(probe.orders) < len(tables.orders) / 2  # the driver did not get every order
         scored = score_tables_spark(
             frames,
             as_of=AS_OF,
@@ -132,3 +146,24 @@ def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(champ)
     nobody = score_partition({**none, "customers": late}, **common)
     someone = score_partition({**none, "customers": early}, **common)
     assert nobody.empty and list(nobody.columns) == list(someone.columns) and len(someone) == 3
+
+
+def test_ids_typed_differently_per_table_meet_in_one_partition_and_text_dates_are_refused():
+    from pyspark.sql import functions as F
+
+    from serving.spark import check_spark_input, customer_key, local_session
+
+    spark = local_session(2)
+    try:
+        frames = [
+            spark.createDataFrame(pd.DataFrame({"customer_id": [17, 18]})),
+            spark.createDataFrame(pd.DataFrame({"customer_id": [17.0, 18.0]})),
+            spark.createDataFrame(pd.DataFrame({"customer_id": ["17", "18"]})),
+        ]
+        keys = [[r[0] for r in df.select(F.hash(customer_key(df))).collect()] for df in frames]
+        assert keys[0] == keys[1] == keys[2]
+        text_dates = spark.createDataFrame(pd.DataFrame({"customer_id": ["a"], "ordered_at": ["2026-01-01"]}))
+        with pytest.raises(ValueError, match="orders, column 'ordered_at': type string, expected a timestamp"):
+            check_spark_input({"orders": text_dates})
+    finally:
+        spark.stop()

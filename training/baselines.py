@@ -1,8 +1,7 @@
 """Classic churn baselines the model must beat: recency, RFM logistic regression, BG/NBD.
 
-All three read only orders strictly before the cutoff. BG/NBD follows Fader,
-Hardie & Lee (2005), "Counting Your Customers the Easy Way", Marketing Science
-24(2): log-likelihood eq. (6) and P(alive) eq. (A.15/13); time is in weeks.
+All three read only orders strictly before the cutoff. BG/NBD's math is in
+``features.bgnbd`` (the ``lifetime`` feature builder uses it too).
 """
 
 from __future__ import annotations
@@ -11,17 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import gammaln
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from features import bgnbd
+from features.bgnbd import WEEK_DAYS
 from features.contract import CUSTOMER_ID, ORDERS, parse_cutoff
 from features.sources import Tables
 
-WEEK_DAYS = 7.0
 RFM_COLUMNS = ("recency_days", "frequency", "monetary", "tenure_days")
 
 
@@ -86,17 +84,6 @@ class RfmLogistic:
         return self.model_.predict_proba(_rfm_matrix(summary))[:, 1]
 
 
-def bgnbd_log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """Per-customer log-likelihood, FHL (2005) eq. (6), for params (r, alpha, a, b)."""
-    r, alpha, a, b = params
-    a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
-    a2 = gammaln(a + b) + gammaln(b + x) - gammaln(b) - gammaln(a + b + x)
-    a3 = -(r + x) * np.log(alpha + T)
-    with np.errstate(divide="ignore"):
-        a4 = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) - (r + x) * np.log(alpha + t_x), -np.inf)
-    return a1 + a2 + np.logaddexp(a3, a4)
-
-
 @dataclass
 class BgNbd:
     """BG/NBD fitted by maximum likelihood; risk = P(no purchase in the next ``horizon_days``).
@@ -107,37 +94,20 @@ class BgNbd:
     horizon_days: int
 
     def fit(self, summary: pd.DataFrame, y: np.ndarray | None = None) -> BgNbd:
-        x, t_x, T = (summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
-        T = np.maximum(T, 1e-3)
-
-        def nll(log_params):
-            return -bgnbd_log_likelihood(np.exp(log_params), x, t_x, T).sum() / len(x)
-
-        start = np.log([1.0, max(float(np.mean(T)), 1.0), 1.0, 1.0])
-        res = minimize(nll, start, method="L-BFGS-B", bounds=[(-10, 10)] * 4)
-        self.params_ = dict(zip(("r", "alpha", "a", "b"), np.exp(res.x), strict=True))
-        self.converged_ = bool(res.success)
+        params, self.converged_ = bgnbd.fit(*_xtT(summary))
+        self.params_ = dict(zip(bgnbd.PARAMS, params, strict=True))
         return self
 
     def p_alive(self, summary: pd.DataFrame) -> np.ndarray:
-        """FHL (2005) eq. (13): P(alive | x, t_x, T)."""
-        r, alpha, a, b = self.params_.values()
-        x, t_x, T = (summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
-        log_ratio = np.log(a) - np.log(np.maximum(b + x - 1, 1e-12)) + (r + x) * np.log((alpha + T) / (alpha + t_x))
-        return np.where(x > 0, 1.0 / (1.0 + np.exp(np.minimum(log_ratio, 700))), 1.0)
+        return bgnbd.p_alive(tuple(self.params_.values()), *_xtT(summary))
 
     def predict_proba(self, summary: pd.DataFrame) -> np.ndarray:
-        """P(X(T, T+h) = 0) = 1 - P(alive) + P(alive) * ((alpha+T) / (alpha+T+h))^(r+x).
+        weeks = self.horizon_days / bgnbd.WEEK_DAYS
+        return bgnbd.p_no_purchase(tuple(self.params_.values()), *_xtT(summary), weeks)
 
-        Dropout happens only right after a purchase, so a customer alive at T makes no purchase in
-        (T, T+h] with probability E[exp(-lambda h)] under the posterior Gamma(r+x, alpha+T).
-        """
-        r, alpha, _, _ = self.params_.values()
-        x, T = (summary[c].to_numpy(dtype="float64") for c in ("x", "T"))
-        h = self.horizon_days / WEEK_DAYS
-        alive = self.p_alive(summary)
-        none_if_alive = np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + h)))
-        return 1.0 - alive + alive * none_if_alive
+
+def _xtT(summary: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return tuple(summary[c].to_numpy(dtype="float64") for c in ("x", "t_x", "T"))
 
 
 BASELINES = ("recency", "rfm_logistic", "bg_nbd")

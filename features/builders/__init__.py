@@ -8,6 +8,6 @@ choices through ``snapshot.learned``. Adding a source is one module and one
 line here.
 """
 
-from features.builders import behavior, demographics, sales, social
+from features.builders import behavior, demographics, lifetime, sales, social
 
-REGISTRY = (sales, behavior, demographics, social)
+REGISTRY = (sales, lifetime, behavior, demographics, social)

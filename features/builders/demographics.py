@@ -1,9 +1,10 @@
 """Demographics and custom customer attributes as model-ready values.
 
 Contract columns become ``demo_*``. Every other customers column is a custom
-attribute: numbers and flags stay numeric, text becomes a category (rare
-levels folded into "other"), and id-like columns (almost one value per
-customer) are dropped with a warning because a model can only memorise them.
+attribute: numbers and flags stay numeric, dates become days before the cutoff,
+text becomes a category (rare levels folded into "other"), and id-like columns
+(almost one value per customer) are dropped with a warning because a model can
+only memorise them.
 Those choices are made over the whole population (``learn``), so a build over a
 slice of the customers (a Spark partition) can reuse them.
 """
@@ -46,7 +47,7 @@ class Levels:
     @classmethod
     def learn(cls, values: pd.Series, max_levels: int) -> Levels:
         """The ``max_levels - 1`` most common levels when there are more, else all of them."""
-        counts = values.astype("string").value_counts()
+        counts = most_common(values.astype("string"))
         if len(counts) > max_levels - 1:
             return cls(tuple(counts.index[: max_levels - 1]), True)
         return cls(tuple(counts.index), False)
@@ -57,7 +58,13 @@ class Levels:
         return pd.Categorical(text, categories=sorted({*self.kept, *([OTHER] if self.folded else [])}))
 
 
-NUMBER, DROPPED = "number", "dropped"
+def most_common(values: pd.Series) -> pd.Series:
+    """Counts per value, most common first, ties by value: never by row order, which differs between machines."""
+    counts = values.value_counts()
+    return counts.sort_index(kind="stable").sort_values(ascending=False, kind="stable")
+
+
+NUMBER, DAYS, DROPPED = "number", "days", "dropped"
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Choices:
     """What this builder decides over the whole population: levels per text column, each attribute's kind."""
 
     categories: dict[str, Levels]
-    attributes: dict[str, str | Levels]  # custom column -> NUMBER, DROPPED or its Levels
+    attributes: dict[str, str | Levels]  # custom column -> NUMBER, DAYS, DROPPED or its Levels
 
 
 def learn(snap: Snapshot, config: FeaturesConfig) -> Choices:
@@ -95,8 +102,10 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
         while name in out.columns:
             name += "_"
         values = customers[col]
-        if kind != NUMBER:
+        if isinstance(kind, Levels):
             out[name] = kind.apply(values)
+        elif kind == DAYS:
+            out[name] = (snap.cutoff - _naive(values)).dt.total_seconds() / 86400.0
         elif pd.api.types.is_bool_dtype(values):
             out[name] = values.astype("float64")
         else:
@@ -105,7 +114,10 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
 
 
 def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
-    """Numbers and flags stay numbers; text is a category, unless it looks like an identifier."""
+    """Numbers and flags stay numbers, dates become days before the cutoff, text is a category unless it
+    looks like an identifier."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return DAYS
     if pd.api.types.is_bool_dtype(values):
         return NUMBER
     numeric = pd.to_numeric(values, errors="coerce")
@@ -117,3 +129,10 @@ def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
         log.warning("custom attribute %r looks like an identifier (%d distinct values); not used", column, distinct)
         return DROPPED
     return Levels.learn(text, max_levels)
+
+
+def _naive(values: pd.Series) -> pd.Series:
+    """Dates as naive UTC, in one resolution (Parquet and Spark hand them over in different ones)."""
+    if getattr(values.dt, "tz", None) is not None:
+        values = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    return values.astype("datetime64[us]")

@@ -11,6 +11,7 @@ import re
 
 import pandas as pd
 
+from features.builders.demographics import most_common
 from features.config import FeaturesConfig
 from features.contract import INTERESTS, REVIEWS
 from features.snapshot import KEY, Snapshot
@@ -47,7 +48,7 @@ def learn(snap: Snapshot, config: FeaturesConfig) -> tuple[str, ...]:
     """The ``top_interests`` most common interests in the whole population: the ones with a 0/1 column."""
     if not snap.has(INTERESTS.name) or config.top_interests == 0:
         return ()
-    return tuple(_rows(snap)["interest"].value_counts().index[: config.top_interests])
+    return tuple(most_common(_rows(snap)["interest"]).index[: config.top_interests])
 
 
 def _interests(snap: Snapshot, common: tuple[str, ...]) -> pd.DataFrame:
