@@ -1,10 +1,10 @@
 """BG/NBD, the buy-till-you-die model of Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way",
 Marketing Science 24(2): log-likelihood eq. (6), P(alive) eq. (13). Time is in weeks.
 
-Each customer is summarised by ``x`` (repeat purchase days: distinct purchase
-days minus one), ``t_x`` (weeks from the first to the last purchase day) and
-``T`` (weeks from the first purchase day to the cutoff). The churn baseline and
-the ``lifetime`` feature builder both use these functions.
+Each customer is summarised by ``x`` (repeat purchases), ``t_x`` (weeks from
+the first purchase to the last) and ``T`` (weeks from the first purchase to the
+cutoff). The churn baseline (which counts distinct purchase days) and the
+``lifetime`` feature builder (which counts orders) both use these functions.
 """
 
 from __future__ import annotations

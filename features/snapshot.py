@@ -44,6 +44,7 @@ class Snapshot:
         self.cutoff = parse_cutoff(cutoff)
         self.vocabulary = {} if vocabulary is None else dict(vocabulary)
         self._given = vocabulary is not None
+        self._memo: dict = {}
         self._tables = tables
         self._present = set(tables.present())
         self._con = warehouse(tables).cursor()
@@ -71,6 +72,12 @@ class Snapshot:
             f"(SELECT {KEY} FROM {CUSTOMERS.name} UNION SELECT {KEY} FROM {ORDERS.name}) k "
             f"JOIN _ids i USING ({KEY}) ORDER BY i.{CUSTOMER_ID}"
         )
+
+    def memo(self, key: str, compute):
+        """``compute()`` once per snapshot: for a query a builder's ``learn`` and ``build`` both need."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def learned(self, builder: str, learn, config):
         """A builder's population-wide choices: from the given vocabulary, else ``learn(self, config)`` once."""

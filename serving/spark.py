@@ -182,9 +182,11 @@ def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
             known = tables[CUSTOMERS.name].select(customer_key(tables[CUSTOMERS.name]).alias(CUSTOMER_ID))
             buyers = buyers.join(known, on=CUSTOMER_ID, how="left_semi")
         modulus = lifetime.sample_modulus(buyers.count())
-        sampled = orders if modulus == 1 else orders.where(F.crc32(CUSTOMER_ID) % modulus == 0)
-        first = orders.groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
-        out[ORDERS.name] = sampled.unionByName(first).withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
+        if modulus > 1:  # the sample's orders, each other customer's first (no order twice: the fit counts them)
+            in_sample = F.crc32(CUSTOMER_ID) % modulus == 0
+            first = orders.where(~in_sample).groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
+            orders = orders.where(in_sample).unionByName(first)
+        out[ORDERS.name] = orders.withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
     return out
 
 
