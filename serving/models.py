@@ -27,6 +27,7 @@ from features.config import OfferCatalog
 from features.contract import NO_OFFER
 from serving.config import ServingConfig
 from serving.offer_predictor import ARM_COLUMN, choose, eligible, incremental_profit, order_values, score_offers
+from serving.prior_boosting import prior_log_odds
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class ChurnModel:
     booster: lgb.Booster
     calibrators: tuple = ()
     raw_score: bool = True  # sklearn calibrates decision_function (log-odds) when the classifier has one
+    prior: int | None = None  # column whose log-odds the trees were boosted from (serving.prior_boosting)
 
     @property
     def label(self) -> str:
@@ -143,11 +145,16 @@ class ChurnModel:
         """Calibrated churn probability; the mean over calibrators as CalibratedClassifierCV does."""
         threads = {"num_threads": 1} if len(X) < 1000 else {}
         raw = self.booster.predict(X, raw_score=self.raw_score, **threads)
+        if self.prior is not None:
+            raw = raw + prior_log_odds(X[:, self.prior])
         return np.mean([c.predict(raw) for c in self.calibrators], axis=0)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Per-feature SHAP contributions to the log-odds, shape (n, features); the bias column dropped."""
-        return self.booster.predict(X, pred_contrib=True)[:, :-1]
+        out = self.booster.predict(X, pred_contrib=True)[:, :-1]
+        if self.prior is not None:
+            out[:, self.prior] += prior_log_odds(X[:, self.prior])
+        return out
 
 
 @dataclass(frozen=True)
@@ -310,7 +317,7 @@ def _signature_features(model_dir: Path) -> tuple[list[str], list[str], object]:
     return names, text, example
 
 
-def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool]:
+def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool, str | None]:
     """The LightGBM booster and calibrators inside CalibratedClassifierCV(FrozenEstimator(LGBMClassifier))."""
     calibrated = getattr(model, "calibrated_classifiers_", None)
     if not calibrated:
@@ -325,7 +332,7 @@ def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool]:
         calibrators.append(fast_calibrator(part.calibrators[0]))
     if len(boosters) != 1:
         raise ModelError("churn model: calibrators over several boosters; the fast path needs one frozen booster")
-    return est.booster_, tuple(calibrators), hasattr(est, "decision_function")
+    return est.booster_, tuple(calibrators), hasattr(est, "decision_function"), getattr(est, "prior_", None)
 
 
 def load_churn(client, name: str, alias: str) -> ChurnModel:
@@ -342,12 +349,13 @@ def load_churn(client, name: str, alias: str) -> ChurnModel:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version.version}", dst_path=tmp))
         features, text, example = _signature_features(local)
         model = mlflow.sklearn.load_model(str(local))
-    booster, calibrators, raw_score = _churn_parts(model)
+    booster, calibrators, raw_score, prior = _churn_parts(model)
     label = f"{name} v{version.version}"
     if list(booster.feature_name()) != features:
         raise ModelError(f"{label}: signature features differ from the booster's feature list")
     levels = _levels(booster, text, label)
-    churn = ChurnModel(name, str(version.version), tuple(features), levels, booster, calibrators, raw_score)
+    column = None if prior is None else features.index(prior)
+    churn = ChurnModel(name, str(version.version), tuple(features), levels, booster, calibrators, raw_score, column)
     if example is not None and len(example):
         _self_check_churn(churn, model, example, label)
     return churn

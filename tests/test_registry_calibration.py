@@ -1,27 +1,56 @@
-"""Both calibration methods the trainer may choose can be logged and loaded back (skops trusted types)."""
+"""Both calibration methods, with and without the BG/NBD prior, log, load back and agree with serving's fast path."""
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
-from training.registry import log_model, start_tracking
+from serving.models import load_churn
+from serving.prior_boosting import PriorBoostedLGBM, prior_log_odds
+from training.registry import log_model, register, start_tracking
+
+PRIOR = "lifetime_p_no_order_90d"
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
-def test_calibrated_model_round_trips_through_mlflow(method, tmp_path):
+@pytest.mark.parametrize("prior", [None, PRIOR])
+def test_calibrated_model_round_trips_through_mlflow_and_the_fast_path(method, prior, tmp_path):
     rng = np.random.default_rng(0)
-    X = pd.DataFrame({"sales_orders_all": rng.poisson(3, 600).astype(float), "demo_age": rng.normal(40, 9, 600)})
-    y = (rng.random(600) < 1 / (1 + np.exp(X["sales_orders_all"] - 3))).astype(int)
-    clf = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(X[:400], y[:400])
+    X = pd.DataFrame(
+        {
+            "sales_orders_all": rng.poisson(3, 600).astype(float),
+            "demo_age": rng.normal(40, 9, 600),
+            PRIOR: rng.uniform(0.05, 0.95, 600),
+        }
+    )
+    X.loc[:9, PRIOR] = np.nan  # no BG/NBD fit for some: log-odds 0
+    y = (rng.random(600) < X[PRIOR].fillna(0.5)).astype(int)
+    clf = PriorBoostedLGBM(n_estimators=20, verbose=-1).fit_from_prior(X[:400], y[:400], prior=prior)
     model = CalibratedClassifierCV(FrozenEstimator(clf), method=method).fit(X[400:], y[400:])
     start_tracking("calibration", uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifacts=(tmp_path / "a").as_uri())
-    with mlflow.start_run():
+    with mlflow.start_run() as run:
         uri = log_model(model, X)
     loaded = mlflow.sklearn.load_model(uri)
     np.testing.assert_allclose(loaded.predict_proba(X)[:, 1], model.predict_proba(X)[:, 1])
+
+    register(uri, "calib", run_id=run.info.run_id, test_cutoff="2026-01-01")
+    churn = load_churn(MlflowClient(), "calib", "challenger")  # refuses to load if the fast path disagrees
+    assert churn.prior == (None if prior is None else 2)
+    encoded = churn.encode(X, len(X))
+    np.testing.assert_allclose(churn.predict(encoded), model.predict_proba(X)[:, 1], atol=1e-9)
+    bias = churn.booster.predict(encoded, pred_contrib=True)[:, -1]
+    np.testing.assert_allclose(churn.contributions(encoded).sum(axis=1) + bias, clf.decision_function(X), atol=1e-9)
+
+
+def test_the_prior_is_the_starting_point():
+    """With no trees' worth of signal, the prior's log-odds carry the ranking."""
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"noise": rng.normal(size=400), PRIOR: rng.uniform(0.05, 0.95, 400)})
+    y = (rng.random(400) < X[PRIOR]).astype(int)
+    clf = PriorBoostedLGBM(n_estimators=1, learning_rate=1e-6, verbose=-1).fit_from_prior(X, y, prior=PRIOR)
+    np.testing.assert_allclose(clf.decision_function(X), prior_log_odds(X[PRIOR]), atol=1e-3)

@@ -1,5 +1,8 @@
 """Fit the churn model: LightGBM with early stopping, calibrated on a later held-out time slice.
 
+The trees may start from BG/NBD's log-odds (``serving.prior_boosting``): both
+ways are fitted and the one that ranks the held-out calibration rows better is kept.
+
 The evaluation model learns from the training cutoffs, stops early and is calibrated
 on the validation cutoff, and is scored on the test cutoff. The scoring model that is
 registered repeats the recipe one step later: the booster refits on every cutoff up
@@ -18,6 +21,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from features.contract import CUSTOMER_ID
+from serving.prior_boosting import PriorBoostedLGBM
 from training.config import ChurnConfig, LgbmParams, MinimumData
 from training.datasets import Rows
 
@@ -43,8 +47,8 @@ def check_minimum(train: Rows, test: Rows, minimum: MinimumData) -> None:
         raise InsufficientData("too little data to train a churn model: " + "; ".join(problems))
 
 
-def classifier(params: LgbmParams, *, n_estimators: int, seed: int) -> lgb.LGBMClassifier:
-    return lgb.LGBMClassifier(
+def classifier(params: LgbmParams, *, n_estimators: int, seed: int) -> PriorBoostedLGBM:
+    return PriorBoostedLGBM(
         n_estimators=n_estimators,
         learning_rate=params.learning_rate,
         num_leaves=params.num_leaves,
@@ -59,17 +63,19 @@ def classifier(params: LgbmParams, *, n_estimators: int, seed: int) -> lgb.LGBMC
     )
 
 
-def fit_booster(train: Rows, stop: Rows, params: LgbmParams, *, seed: int, callbacks: tuple = ()) -> lgb.LGBMClassifier:
-    """Boost until the validation AUC stops improving."""
+def fit_booster(
+    train: Rows, stop: Rows, params: LgbmParams, *, seed: int, prior: str | None = None, callbacks: tuple = ()
+) -> PriorBoostedLGBM:
+    """Boost (from the prior's log-odds, when given) until the validation AUC stops improving."""
     clf = classifier(params, n_estimators=params.max_rounds, seed=seed)
-    clf.fit(
+    return clf.fit_from_prior(
         train.X,
         train.y,
-        eval_X=(stop.X,),
-        eval_y=(stop.y,),
+        prior=prior,
+        eval_X=stop.X,
+        eval_y=stop.y,
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False), *callbacks],
     )
-    return clf
 
 
 def calibration_method(n_rows: int, config: ChurnConfig) -> str:
@@ -79,7 +85,7 @@ def calibration_method(n_rows: int, config: ChurnConfig) -> str:
     return "isotonic" if n_rows >= config.isotonic_min_rows else "sigmoid"
 
 
-def calibrate(clf: lgb.LGBMClassifier, rows: Rows, method: str) -> CalibratedClassifierCV:
+def calibrate(clf: PriorBoostedLGBM, rows: Rows, method: str) -> CalibratedClassifierCV:
     """Map the frozen booster's scores to probabilities on rows it never saw."""
     return CalibratedClassifierCV(FrozenEstimator(clf), method=method).fit(rows.X, rows.y)
 
@@ -98,28 +104,51 @@ def _subset(rows: Rows, mask: np.ndarray) -> Rows:
 
 @dataclass(frozen=True)
 class FittedChurn:
-    """A calibrated model plus how it was made."""
+    """A calibrated model plus how it was made; ``prior``: the column it was boosted from, or None."""
 
     model: CalibratedClassifierCV
-    booster: lgb.LGBMClassifier
+    booster: PriorBoostedLGBM
     method: str
     rounds: int
+    prior: str | None = None
+    prior_auc: dict[str, float] | None = None  # calibration-half AUC with and without the prior
 
 
-def fit_churn_model(train: Rows, valid: Rows, params: LgbmParams, config: ChurnConfig) -> FittedChurn:
-    """Early stopping on one half of the validation slice, calibration on the other."""
+def fit_churn_model(
+    train: Rows, valid: Rows, params: LgbmParams, config: ChurnConfig, *, prior: str | None = None
+) -> FittedChurn:
+    """Early stopping on one half of the validation slice, calibration on the other.
+
+    With a ``prior`` column, two boosters are fitted, from the prior's log-odds and from a constant, and
+    the one with the higher AUC on the calibration half (rows neither has seen) is kept.
+    """
     stop, calib = split_rows(valid, 0.5, config.seed)
     booster = fit_booster(train, stop, params, seed=config.seed)
+    auc = None
+    if prior is not None:
+        boosted = fit_booster(train, stop, params, seed=config.seed, prior=prior)
+        auc = {"with_prior": _auc(calib.y, boosted.decision_function(calib.X))}
+        auc["without_prior"] = _auc(calib.y, booster.decision_function(calib.X))
+        if auc["with_prior"] > auc["without_prior"]:
+            booster = boosted
     method = calibration_method(len(calib), config)
     rounds = booster.best_iteration_ or params.max_rounds
-    return FittedChurn(calibrate(booster, calib, method), booster, method, rounds)
+    return FittedChurn(calibrate(booster, calib, method), booster, method, rounds, booster.prior_, auc)
 
 
-def refit_for_scoring(refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig) -> FittedChurn:
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < y.mean() < 1 else float("nan")
+
+
+def refit_for_scoring(
+    refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig, *, prior: str | None = None
+) -> FittedChurn:
     """The registered model: the early-stopped number of rounds on every earlier cutoff, calibrated on the latest."""
-    booster = classifier(params, n_estimators=rounds, seed=config.seed).fit(refit.X, refit.y)
+    booster = classifier(params, n_estimators=rounds, seed=config.seed).fit_from_prior(refit.X, refit.y, prior=prior)
     method = calibration_method(len(latest), config)
-    return FittedChurn(calibrate(booster, latest, method), booster, method, rounds)
+    return FittedChurn(calibrate(booster, latest, method), booster, method, rounds, prior)
 
 
 def predict(model: CalibratedClassifierCV, X: pd.DataFrame) -> np.ndarray:

@@ -65,6 +65,7 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
             "## Purpose and churn definition",
             f"Probability that a customer with at least one past order places **no order in the next "
             f"{features.horizon_days} days** after the cutoff. Calibrated ({report['calibration']}) so 0.3 means 30%.",
+            _prior_line(report.get("prior")),
             "",
             "## Data window",
             f"- training cutoffs: {plan['train_cutoffs']}",
@@ -99,3 +100,14 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
             "",
         ]
     )
+
+
+def _prior_line(prior: dict | None) -> str:
+    """Whether the trees start from BG/NBD's log-odds, and the held-out AUCs that decided it."""
+    if not prior or not prior.get("valid_auc"):
+        return "The trees start from a constant (no BG/NBD prior available)."
+    auc = prior["valid_auc"]
+    how = f"held-out AUC {auc['with_prior']:.3f} with the prior, {auc['without_prior']:.3f} without"
+    if prior["column"]:
+        return f"The trees start from BG/NBD's log-odds (`{prior['column']}`) and correct it: {how}."
+    return f"The trees start from a constant: {how}."

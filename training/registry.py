@@ -38,6 +38,7 @@ TRUSTED_TYPES = [
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
+    "serving.prior_boosting.PriorBoostedLGBM",  # LightGBM boosted from BG/NBD's log-odds
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",  # Platt scaling, chosen on small calibration slices
 ]

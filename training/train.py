@@ -97,8 +97,11 @@ def train_churn(
                 train, stop, base=params, tuning=config.tuning, trials=trials, storage=storage, seed=config.seed
             )
         mlflow.log_params({f"lgbm_{k}": v for k, v in params.model_dump().items()})
-        fitted = fit_churn_model(train, valid, params, config)
-        mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds})
+        prior = f"lifetime_p_no_order_{features.horizon_days}d"
+        fitted = fit_churn_model(train, valid, params, config, prior=prior if prior in train.X.columns else None)
+        mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds, "prior": fitted.prior})
+        if fitted.prior_auc:
+            mlflow.log_metrics({f"valid_auc_{k}": v for k, v in fitted.prior_auc.items()})
 
         train_summary, test_summary = baseline_inputs(tables, train.keys), baseline_inputs(tables, test.keys)
         scores = {"model": predict(fitted.model, test.X)}
@@ -113,6 +116,7 @@ def train_churn(
         )
         report["plan"] = plan.describe()
         report["calibration"] = fitted.method
+        report["prior"] = {"column": fitted.prior, "valid_auc": fitted.prior_auc}
         mlflow.log_metrics(flat_metrics(report))
         report["verdicts"] = baseline_verdicts(report)
         mlflow.set_tag("baselines", " ".join(report["verdicts"]).replace("**", ""))
@@ -120,7 +124,12 @@ def train_churn(
         out_dir.mkdir(parents=True, exist_ok=True)
         drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
         final = refit_for_scoring(
-            rows_at(panel, plan.refit), rows_at(panel, plan.recalibrate), params, fitted.rounds, config
+            rows_at(panel, plan.refit),
+            rows_at(panel, plan.recalibrate),
+            params,
+            fitted.rounds,
+            config,
+            prior=fitted.prior,
         )
         decision = None
         model_uri = log_model(final.model, test.X)
