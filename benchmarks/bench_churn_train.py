@@ -3,8 +3,8 @@
 Real feature rows and labels come from the demo generator (features at one cutoff
 for training and a later one for validation); they are resampled with a little
 jitter up to the requested size so the model meets realistic distributions.
-Timed: LightGBM with early stopping plus calibration (``fit_churn_model``), the
-same call the pipeline makes. Run from the repo root:
+Timed: LightGBM with early stopping plus calibration (``fit_churn_model``, with
+and without the BG/NBD prior), the same call the pipeline makes. Run from the repo root:
 
     .venv/bin/python -m benchmarks.bench_churn_train --customers 1000000
 
@@ -59,11 +59,13 @@ def main() -> None:
 
     config = ChurnConfig()
     start = time.perf_counter()
-    fitted = fit_churn_model(train, valid, config.lgbm, config)
+    prior = "lifetime_p_no_order_90d"  # as the pipeline does: with and without the BG/NBD prior, keep the better
+    fitted = fit_churn_model(train, valid, config.lgbm, config, prior=prior if prior in train.X.columns else None)
     seconds = time.perf_counter() - start
     print(
         f"| churn training, {len(train):,} customers x {train.X.shape[1]} features, one cutoff, no tuning "
-        f"| {seconds:.1f} s | {fitted.rounds} rounds, {fitted.method} calibration on {len(valid) // 2:,} rows, "
+        f"| {seconds:.1f} s | {fitted.rounds} rounds, prior {fitted.prior}, {fitted.method} calibration on "
+        f"{len(valid) // 2:,} rows, "
         f"{os.cpu_count()} cores, {platform.processor() or platform.machine()} |"
     )
 
