@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import roc_auc_score
 
 from features.contract import CUSTOMER_ID
 from serving.prior_boosting import PriorBoostedLGBM
@@ -137,8 +138,6 @@ def fit_churn_model(
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
     return float(roc_auc_score(y, score)) if 0 < y.mean() < 1 else float("nan")
 
 
