@@ -95,8 +95,11 @@ def test_rare_attribute_levels_fold_into_other(frames):
     assert feats["attr_loyalty_tier"].nunique() <= 2
 
 
-def test_date_attributes_become_days_before_the_cutoff(frames):
-    frames["customers"]["Last Login"] = pd.to_datetime(["2024-05-01 00:00", "2024-05-09 12:00", "2024-06-01 00:00"])
+@pytest.mark.parametrize("as_text", [False, True])
+def test_date_attributes_become_days_before_the_cutoff(frames, as_text):
+    """Typed dates (Parquet) and ISO-8601 text (a CSV export) alike."""
+    dates = ["2024-05-01 00:00", "2024-05-09 12:00", "2024-06-01 00:00"]
+    frames["customers"]["Last Login"] = dates if as_text else pd.to_datetime(dates)
     feats = build_features(check_tables(frames), cutoff=CUTOFF)
     assert feats.loc["a", "attr_last_login"] == 9 and feats.loc["b", "attr_last_login"] == 0.5
 

@@ -124,6 +124,8 @@ def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
     if values.notna().sum() > 0 and numeric.notna().sum() == values.notna().sum():
         return NUMBER
     text = values.astype("string")
+    if text.notna().any() and _dates(text).notna().sum() == text.notna().sum():
+        return DAYS  # ISO dates in a CSV: "2024-05-01", "2024-05-01 09:30"
     distinct = text.nunique()
     if distinct > 50 and distinct > 0.5 * text.notna().sum():
         log.warning("custom attribute %r looks like an identifier (%d distinct values); not used", column, distinct)
@@ -131,8 +133,15 @@ def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
     return Levels.learn(text, max_levels)
 
 
+def _dates(text: pd.Series) -> pd.Series:
+    """ISO-8601 text as naive UTC timestamps; anything else NaT."""
+    return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
+
+
 def _naive(values: pd.Series) -> pd.Series:
     """Dates as naive UTC, in one resolution (Parquet and Spark hand them over in different ones)."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        values = _dates(values.astype("string"))
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return values.astype("datetime64[us]")
