@@ -167,3 +167,27 @@ def test_ids_typed_differently_per_table_meet_in_one_partition_and_text_dates_ar
             check_spark_input({"orders": text_dates})
     finally:
         spark.stop()
+
+
+def test_spark_submit_entry_point_scores_a_folder_of_parquet_tables(champ, tmp_path):
+    """``serving/spark.py --data DIR``: absent tables are skipped, scores equal the batch job's."""
+    from serving.spark import local_session, main
+
+    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    data = tmp_path / "tables"
+    data.mkdir()
+    for name, frame in tables.present().items():
+        if name not in ("offers", "reviews"):  # no reviews file at all: that table is absent
+            frame.to_parquet(data / f"{name}.parquet", index=False)
+    present = replace(tables, reviews=None, offers=None)
+    batch = score_batch(config, present, load_models(config), tmp_path / "scores.parquet")
+    spark = local_session(2)
+    try:
+        out = tmp_path / "spark-scores"
+        main(["--data", str(data), "--as-of", AS_OF, "--out", str(out), "--configs", str(champ.configs)])
+    finally:
+        spark.stop()
+    by_spark = pd.read_parquet(out).set_index("customer_id").sort_index()
+    by_batch = pd.read_parquet(batch.out).set_index("customer_id")
+    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
