@@ -152,20 +152,18 @@ def _stand_in_offer(tables, catalog: OfferCatalog, root: Path) -> None:
     MlflowClient().set_registered_model_alias("retain-offers", "champion", version)
 
 
+def build_settings() -> dict:
+    """The default feature and lifecycle settings every scoring path takes (``features``, ``lifecycle_config``)."""
+    from analytics.config import AnalyticsConfig
+
+    return {"features": FeaturesConfig(), "lifecycle_config": AnalyticsConfig().lifecycle}
+
+
 def score_batch(config, tables, models, out: Path, **kw):
     """``run_batch`` with the test defaults: demo as-of date, default configs, no MLflow, no progress bar."""
-    from analytics.config import AnalyticsConfig
     from serving.batch import run_batch
 
     kw.setdefault("track", False)
     return run_batch(
-        tables,
-        as_of=AS_OF,
-        models=models,
-        config=config,
-        features=FeaturesConfig(),
-        lifecycle_config=AnalyticsConfig().lifecycle,
-        out=out,
-        progress=False,
-        **kw,
+        tables, as_of=AS_OF, models=models, config=config, out=out, progress=False, **build_settings(), **kw
     )

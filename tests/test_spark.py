@@ -12,7 +12,7 @@ from features.config import load_config
 from features.sources import load_tables
 from serving.config import ServingConfig
 from serving.models import load_models
-from tests.serving_champions import AS_OF, champions, score_batch
+from tests.serving_champions import AS_OF, build_settings, champions, score_batch
 
 pytestmark = pytest.mark.slow
 
@@ -22,15 +22,20 @@ def champ(tmp_path_factory):
     return champions(tmp_path_factory.mktemp("serving"))
 
 
-def test_http_batch_and_spark_agree(champ, tmp_path):
+@pytest.fixture(scope="module")
+def loaded(champ):
+    """(serving config, champion models, demo tables): what every test here scores with."""
+    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    return config, load_models(config), load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+
+
+def test_http_batch_and_spark_agree(loaded, tmp_path):
     from starlette.testclient import TestClient
 
     from serving.service import Retain
     from serving.spark import local_session, score_spark
 
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
-    models = load_models(config)
-    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    config, models, tables = loaded
     store = tmp_path / "store.sqlite"
     batch = score_batch(config, tables, models, tmp_path / "scores.parquet", reasons=True, store=store)
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
@@ -73,24 +78,20 @@ def test_http_batch_and_spark_agree(champ, tmp_path):
         ]
 
 
-def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_path, monkeypatch):
+def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp_path, monkeypatch):
     """Raw tables in, features built per partition of customers (population vocabulary), scores out.
 
     BG/NBD is fitted on a CRC-32 sample of the buyers here (a small SAMPLE), so the
     driver's sampled orders must give exactly the parameters the whole build fits.
     """
-    from analytics.config import AnalyticsConfig
     from features.build import learn_vocabulary
     from features.builders import lifetime
-    from features.config import FeaturesConfig
     from features.sources import check_tables
     from serving.spark import local_session, population_tables, score_tables_spark
 
     monkeypatch.setattr(lifetime, "SAMPLE", 400)
 
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
-    models = load_models(config)
-    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    config, models, tables = loaded
     few = tables.reviews["customer_id"].drop_duplicates().head(2)  # so that most partitions hold no reviews
     tables = replace(tables, reviews=tables.reviews[tables.reviews["customer_id"].isin(few)].reset_index(drop=True))
     batch = score_batch(config, tables, models, tmp_path / "scores.parquet", reasons=True)
@@ -109,10 +110,9 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_
             as_of=AS_OF,
             models=models,
             config=config,
-            features=FeaturesConfig(),
-            lifecycle_config=AnalyticsConfig().lifecycle,
             reasons=True,
             partitions=5,
+            **build_settings(),
         )
         by_spark = scored.toPandas().set_index("customer_id").sort_index()
     finally:
@@ -121,27 +121,17 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(champ, tmp_
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
 
 
-def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(champ):
-    from analytics.config import AnalyticsConfig
+def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(loaded):
     from features.build import learn_vocabulary
     from features.config import FeaturesConfig
     from serving.spark import score_partition
 
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
-    models = load_models(config)
-    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    config, models, tables = loaded
     vocabulary = learn_vocabulary(tables, cutoff=AS_OF, config=FeaturesConfig())
     signed_up = tables.customers["signed_up_at"]
     late, early = tables.customers[signed_up >= AS_OF].head(3), tables.customers[signed_up < AS_OF].head(3)
     assert len(late) == len(early) == 3
-    common = dict(
-        as_of=AS_OF,
-        models=models,
-        config=config,
-        features=FeaturesConfig(),
-        lifecycle_config=AnalyticsConfig().lifecycle,
-        vocabulary=vocabulary,
-    )
+    common = dict(as_of=AS_OF, models=models, config=config, vocabulary=vocabulary, **build_settings())
     none = {name: frame.iloc[:0] for name, frame in tables.present().items() if name != "offers"}
     nobody = score_partition({**none, "customers": late}, **common)
     someone = score_partition({**none, "customers": early}, **common)
@@ -169,19 +159,18 @@ def test_ids_typed_differently_per_table_meet_in_one_partition_and_text_dates_ar
         spark.stop()
 
 
-def test_spark_submit_entry_point_scores_a_folder_of_parquet_tables(champ, tmp_path):
+def test_spark_submit_entry_point_scores_a_folder_of_parquet_tables(champ, loaded, tmp_path):
     """``serving/spark.py --data DIR``: absent tables are skipped, scores equal the batch job's."""
     from serving.spark import local_session, main
 
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
-    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    config, models, tables = loaded
     data = tmp_path / "tables"
     data.mkdir()
     for name, frame in tables.present().items():
         if name not in ("offers", "reviews"):  # no reviews file at all: that table is absent
             frame.to_parquet(data / f"{name}.parquet", index=False)
     present = replace(tables, reviews=None, offers=None)
-    batch = score_batch(config, present, load_models(config), tmp_path / "scores.parquet")
+    batch = score_batch(config, present, models, tmp_path / "scores.parquet")
     spark = local_session(2)
     try:
         out = tmp_path / "spark-scores"
