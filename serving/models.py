@@ -27,7 +27,7 @@ from features.config import OfferCatalog
 from features.contract import NO_OFFER
 from serving.config import ServingConfig
 from serving.offer_predictor import ARM_COLUMN, choose, eligible, incremental_profit, order_values, score_offers
-from serving.prior_boosting import prior_log_odds
+from serving.prior_boosting import Prior
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,8 @@ class ChurnModel:
     booster: lgb.Booster
     calibrators: tuple = ()
     raw_score: bool = True  # sklearn calibrates decision_function (log-odds) when the classifier has one
-    prior: int | None = None  # column whose log-odds the trees were boosted from (serving.prior_boosting)
+    prior: Prior | None = None  # the log-odds the trees were boosted from (serving.prior_boosting)
+    prior_index: tuple[int, ...] = ()  # the prior's columns in ``features``
 
     @property
     def label(self) -> str:
@@ -146,15 +147,19 @@ class ChurnModel:
         threads = {"num_threads": 1} if len(X) < 1000 else {}
         raw = self.booster.predict(X, raw_score=self.raw_score, **threads)
         if self.prior is not None:
-            raw = raw + prior_log_odds(X[:, self.prior])
+            raw = raw + self.prior.log_odds(self._prior_inputs(X))
         return np.mean([c.predict(raw) for c in self.calibrators], axis=0)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Per-feature SHAP contributions to the log-odds, shape (n, features); the bias column dropped."""
+        """Per-feature SHAP contributions to the log-odds, shape (n, features); the bias (trees' and the
+        prior's constant) left out."""
         out = self.booster.predict(X, pred_contrib=True)[:, :-1]
         if self.prior is not None:
-            out[:, self.prior] += prior_log_odds(X[:, self.prior])
+            out[:, list(self.prior_index)] += self.prior.terms(self._prior_inputs(X))
         return out
+
+    def _prior_inputs(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: X[:, j] for name, j in zip(self.prior.columns, self.prior_index, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -317,7 +322,7 @@ def _signature_features(model_dir: Path) -> tuple[list[str], list[str], object]:
     return names, text, example
 
 
-def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool, str | None]:
+def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool, Prior | None]:
     """The LightGBM booster and calibrators inside CalibratedClassifierCV(FrozenEstimator(LGBMClassifier))."""
     calibrated = getattr(model, "calibrated_classifiers_", None)
     if not calibrated:
@@ -332,7 +337,7 @@ def _churn_parts(model) -> tuple[lgb.Booster, tuple, bool, str | None]:
         calibrators.append(fast_calibrator(part.calibrators[0]))
     if len(boosters) != 1:
         raise ModelError("churn model: calibrators over several boosters; the fast path needs one frozen booster")
-    return est.booster_, tuple(calibrators), hasattr(est, "decision_function"), getattr(est, "prior_", None)
+    return est.booster_, tuple(calibrators), hasattr(est, "decision_function"), getattr(est, "prior", None)
 
 
 def load_churn(client, name: str, alias: str) -> ChurnModel:
@@ -354,8 +359,10 @@ def load_churn(client, name: str, alias: str) -> ChurnModel:
     if list(booster.feature_name()) != features:
         raise ModelError(f"{label}: signature features differ from the booster's feature list")
     levels = _levels(booster, text, label)
-    column = None if prior is None else features.index(prior)
-    churn = ChurnModel(name, str(version.version), tuple(features), levels, booster, calibrators, raw_score, column)
+    index = () if prior is None else tuple(features.index(c) for c in prior.columns)
+    churn = ChurnModel(
+        name, str(version.version), tuple(features), levels, booster, calibrators, raw_score, prior, index
+    )
     if example is not None and len(example):
         _self_check_churn(churn, model, example, label)
     return churn

@@ -1,42 +1,97 @@
-"""The churn model's class: LightGBM boosted from a prior's log-odds (BG/NBD's P(no order in the horizon)).
+"""The churn model's class: LightGBM boosted from a prior's log-odds.
 
-Trees start from ``logit(prior)`` instead of a constant, so with few trees the
-model keeps the prior's fine ranking and the trees only correct it. On small
-shops a tree model that stops early gives many customers the same score; the
-prior does not. Raw score = trees(X) + logit(clip(X[prior])) (a missing prior
-counts as 0.5, log-odds 0); without a prior it is a plain LGBMClassifier.
-Training fits it, the registry stores it, serving reads ``prior_`` to add the
-same offset on its fast path. Its SHAP contributions put the offset on the
-prior's own column, so they still add up to the raw score.
+Trees start from the prior's log-odds instead of a constant, so with few trees
+the model keeps the prior's fine ranking and the trees only correct it. On small
+shops a tree model that stops early gives many customers the same score; a
+prior does not. A :class:`Prior` is a linear score on a few features:
+``constant + sum(coef_j * (f_j(x_j) - center_j))`` with ``f`` the logit for
+probabilities and ``log1p`` for counts, days and money; a missing value adds 0.
+BG/NBD's P(no order in the horizon) is the prior with one term of weight 1; an
+RFM logistic regression (recency, frequency, value, tenure and BG/NBD) is the
+prior with several. Raw score = trees(X) + prior(X); without a prior it is a
+plain LGBMClassifier. Training fits it, the registry stores it (plain lists and
+floats, so skops can load it), serving reads ``prior`` to add the same offset on
+its fast path. SHAP contributions put each term on its own column and the
+constant beside the trees' bias, so they still add up to the raw score.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 CLIP = 1e-4
+TRANSFORMS = ("logit", "log1p")
 
 
 def prior_log_odds(values) -> np.ndarray:
-    """logit of the prior's probability, clipped away from 0 and 1; missing -> 0."""
+    """logit of a probability, clipped away from 0 and 1; missing -> 0."""
     p = np.asarray(values, dtype=np.float64)
     p = np.clip(np.where(np.isnan(p), 0.5, p), CLIP, 1 - CLIP)
     return np.log(p) - np.log1p(-p)
 
 
-class PriorBoostedLGBM(lgb.LGBMClassifier):
-    """LGBMClassifier whose raw score adds ``logit(X[prior_])``; ``prior_`` None = plain LightGBM."""
+def transform(values, kind: str) -> np.ndarray:
+    """A prior input on its linear scale; missing stays NaN."""
+    x = np.asarray(values, dtype=np.float64)
+    if kind == "logit":
+        p = np.clip(x, CLIP, 1 - CLIP)
+        return np.log(p) - np.log1p(-p)
+    return np.log1p(np.maximum(x, 0.0))
 
-    prior_: str | None = None
+
+@dataclass(frozen=True)
+class Prior:
+    """A linear log-odds score on a few named features; ``name`` says which (``bg_nbd``, ``rfm``)."""
+
+    name: str
+    columns: tuple[str, ...]
+    transforms: tuple[str, ...]
+    coef: tuple[float, ...]
+    center: tuple[float, ...]
+    constant: float = 0.0
+
+    @classmethod
+    def single(cls, column: str) -> Prior:
+        """A probability column taken as it is: its own log-odds (missing -> 0.5)."""
+        return cls("bg_nbd", (column,), ("logit",), (1.0,), (0.0,), 0.0)
+
+    def terms(self, columns) -> np.ndarray:
+        """Each feature's share of the log-odds, shape (n, len(columns)); ``columns`` maps a name to values."""
+        out = np.column_stack(
+            [
+                c * (transform(columns[name], kind) - m)
+                for name, kind, c, m in zip(self.columns, self.transforms, self.coef, self.center, strict=True)
+            ]
+        )
+        return np.nan_to_num(out, nan=0.0)
+
+    def log_odds(self, columns) -> np.ndarray:
+        return self.constant + self.terms(columns).sum(axis=1)
+
+
+class PriorBoostedLGBM(lgb.LGBMClassifier):
+    """LGBMClassifier whose raw score adds a :class:`Prior`'s log-odds; no prior = plain LightGBM."""
+
+    prior_fields_: dict | None = None  # Prior's fields as plain values (what skops stores)
+
+    @property
+    def prior(self) -> Prior | None:
+        fields = self.prior_fields_
+        return (
+            None if fields is None else Prior(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        )
 
     def offset(self, X: pd.DataFrame) -> np.ndarray | float:
-        return 0.0 if self.prior_ is None else prior_log_odds(X[self.prior_])
+        prior = self.prior
+        return 0.0 if prior is None else prior.log_odds(X)
 
-    def fit_from_prior(self, X: pd.DataFrame, y, *, prior: str | None, eval_X=None, eval_y=None, **kwargs):
+    def fit_from_prior(self, X: pd.DataFrame, y, *, prior: Prior | None, eval_X=None, eval_y=None, **kwargs):
         """``fit`` with the prior's log-odds as the initial score (training and early-stopping rows)."""
-        self.prior_ = prior
+        self.prior_fields_ = None if prior is None else {k: _plain(v) for k, v in prior.__dict__.items()}
         if prior is not None:
             kwargs["init_score"] = self.offset(X)
             if eval_X is not None:
@@ -50,7 +105,8 @@ class PriorBoostedLGBM(lgb.LGBMClassifier):
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
                       pred_contrib=False, validate_features=False, **kwargs):  # fmt: skip
-        if self.prior_ is None or pred_leaf:
+        prior = self.prior
+        if prior is None or pred_leaf:
             return super().predict_proba(
                 X, raw_score, start_iteration, num_iteration, pred_leaf, pred_contrib, validate_features, **kwargs
             )
@@ -59,10 +115,15 @@ class PriorBoostedLGBM(lgb.LGBMClassifier):
         )
         if pred_contrib:
             out = np.array(out, dtype=np.float64)
-            out[:, list(X.columns).index(self.prior_)] += self.offset(X)
+            out[:, [list(X.columns).index(c) for c in prior.columns]] += prior.terms(X)
+            out[:, -1] += prior.constant
             return out
-        raw = out + self.offset(X)
+        raw = out + prior.log_odds(X)
         if raw_score:
             return raw
         p = 1.0 / (1.0 + np.exp(-raw))
         return np.column_stack([1.0 - p, p])
+
+
+def _plain(value):
+    return [float(v) if isinstance(v, float | np.floating) else v for v in value] if isinstance(value, tuple) else value

@@ -11,7 +11,17 @@ from features.labels import LABEL
 from features.sources import check_tables
 from training.churn import InsufficientData, check_minimum
 from training.config import MinimumData
-from training.datasets import CUTOFF, NotEnoughHistory, build_panel, data_span, plan_cutoffs, rows_at
+from training.datasets import (
+    CUSTOMERS,
+    CUTOFF,
+    TIME,
+    NotEnoughHistory,
+    build_panel,
+    customer_groups,
+    data_span,
+    plan_cutoffs,
+    rows_at,
+)
 
 HORIZON = 90
 
@@ -34,10 +44,50 @@ def test_cutoffs_keep_a_horizon_between_splits(tables):
     assert set(plan.train) <= set(plan.refit)
 
 
-def test_refuses_a_span_too_short_for_three_windows(tables):
-    orders = tables.orders[tables.orders["ordered_at"] >= tables.orders["ordered_at"].max() - pd.Timedelta(days=200)]
-    with pytest.raises(NotEnoughHistory, match="Need at least"):
-        plan_cutoffs(dataclasses.replace(tables, orders=orders), horizon_days=HORIZON, spacing_days=30, n_train=3)
+def _last_days(tables, days: int):
+    """The shop as if its orders log began ``days`` before its last order day."""
+    _, end = data_span(tables)
+    orders = tables.orders[tables.orders["ordered_at"] >= end - pd.Timedelta(days=days)]
+    return dataclasses.replace(tables, orders=orders)
+
+
+def test_long_history_splits_by_time(tables):
+    assert plan_cutoffs(tables, horizon_days=HORIZON, spacing_days=30, n_train=4).holdout == TIME
+
+
+@pytest.mark.parametrize("days", [180, 273])
+def test_short_history_holds_out_customers_at_the_same_cutoffs(tables, days):
+    plan = plan_cutoffs(_last_days(tables, days), horizon_days=HORIZON, spacing_days=30, n_train=8)
+    first, end = data_span(_last_days(tables, days))
+    assert plan.holdout == CUSTOMERS and "customer split" in plan.note and "Given up" in plan.note
+    assert plan.test + pd.Timedelta(days=HORIZON) <= end  # the test's labels are complete
+    assert min(plan.train) - pd.Timedelta(days=HORIZON) >= first  # every cutoff has a horizon of history
+    panel = build_panel(_last_days(tables, days), plan, config=FeaturesConfig())
+    ids = {role: set(plan.rows(panel, role).keys["customer_id"]) for role in ("train", "valid", "test")}
+    assert ids["train"] and ids["valid"] and ids["test"]
+    assert not ids["train"] & ids["valid"] and not ids["train"] & ids["test"] and not ids["valid"] & ids["test"]
+    assert set(plan.rows(panel, "test").keys[CUTOFF]) == {plan.test}
+    # the scoring model never fits on the customers that calibrate it
+    assert not set(plan.rows(panel, "refit").keys["customer_id"]) & set(
+        plan.rows(panel, "recalibrate").keys["customer_id"]
+    )
+
+
+def test_customer_groups_depend_on_the_id_alone():
+    ids = pd.Series([f"c{i}" for i in range(2000)])
+    groups = customer_groups(ids)
+    shuffled = customer_groups(ids.sample(frac=1, random_state=1))
+    assert groups.equals(shuffled.sort_index())
+    share = groups.value_counts(normalize=True)
+    assert set(share.index) == {"fit", "calibrate", "test"} and share["fit"] > share["test"] > share["calibrate"]
+
+
+def test_refuses_less_than_two_horizons_and_names_the_setting_that_fits(tables):
+    with pytest.raises(NotEnoughHistory) as err:
+        plan_cutoffs(_last_days(tables, 170), horizon_days=HORIZON, spacing_days=30, n_train=3)
+    message = str(err.value)
+    assert "needs at least 180 days" in message and "horizon_days: 85" in message
+    plan_cutoffs(_last_days(tables, 170), horizon_days=85, spacing_days=30, n_train=3)  # the named setting works
 
 
 def _truncate(tables, at: pd.Timestamp):

@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from training.churn import calibration_method
-from training.config import ChurnConfig
 from training.evaluate import bootstrap_report, ece, metrics, top_share
 from training.model_card import baseline_verdicts
 
@@ -52,10 +50,3 @@ def test_paired_bootstrap_separates_a_win_from_a_tie(scored):
     verdicts = baseline_verdicts(report)
     assert any("**same is as good as the model**" in v for v in verdicts)
     assert any("The model beats **noise**" in v for v in verdicts)
-
-
-def test_calibration_method_follows_the_slice_size():
-    config = ChurnConfig(isotonic_min_rows=1000)
-    assert calibration_method(5000, config) == "isotonic"
-    assert calibration_method(999, config) == "sigmoid"
-    assert calibration_method(5000, config.model_copy(update={"calibration": "sigmoid"})) == "sigmoid"

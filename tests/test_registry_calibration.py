@@ -11,14 +11,16 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from serving.models import load_churn
-from serving.prior_boosting import PriorBoostedLGBM, prior_log_odds
+from serving.prior_boosting import Prior, PriorBoostedLGBM, prior_log_odds
 from training.registry import log_model, register, start_tracking
 
 PRIOR = "lifetime_p_no_order_90d"
+# the RFM-style prior: several log1p and logit terms around their centres, and a constant
+LINEAR = Prior("rfm", ("sales_orders_all", PRIOR), ("log1p", "logit"), (-0.4, 0.9), (1.2, -0.3), 0.25)
 
 
 @pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
-@pytest.mark.parametrize("prior", [None, PRIOR])
+@pytest.mark.parametrize("prior", [None, Prior.single(PRIOR), LINEAR], ids=["none", "bg_nbd", "rfm"])
 def test_calibrated_model_round_trips_through_mlflow_and_the_fast_path(method, prior, tmp_path):
     rng = np.random.default_rng(0)
     X = pd.DataFrame(
@@ -40,10 +42,10 @@ def test_calibrated_model_round_trips_through_mlflow_and_the_fast_path(method, p
 
     register(uri, "calib", run_id=run.info.run_id, test_cutoff="2026-01-01")
     churn = load_churn(MlflowClient(), "calib", "challenger")  # refuses to load if the fast path disagrees
-    assert churn.prior == (None if prior is None else 2)
+    assert churn.prior == prior
     encoded = churn.encode(X, len(X))
     np.testing.assert_allclose(churn.predict(encoded), model.predict_proba(X)[:, 1], atol=1e-9)
-    bias = churn.booster.predict(encoded, pred_contrib=True)[:, -1]
+    bias = churn.booster.predict(encoded, pred_contrib=True)[:, -1] + (prior.constant if prior else 0.0)
     np.testing.assert_allclose(churn.contributions(encoded).sum(axis=1) + bias, clf.decision_function(X), atol=1e-9)
 
 
@@ -52,5 +54,5 @@ def test_the_prior_is_the_starting_point():
     rng = np.random.default_rng(1)
     X = pd.DataFrame({"noise": rng.normal(size=400), PRIOR: rng.uniform(0.05, 0.95, 400)})
     y = (rng.random(400) < X[PRIOR]).astype(int)
-    clf = PriorBoostedLGBM(n_estimators=1, learning_rate=1e-6, verbose=-1).fit_from_prior(X, y, prior=PRIOR)
+    clf = PriorBoostedLGBM(n_estimators=1, learning_rate=1e-6, verbose=-1).fit_from_prior(X, y, prior=Prior.single(PRIOR))
     np.testing.assert_allclose(clf.decision_function(X), prior_log_odds(X[PRIOR]), atol=1e-3)

@@ -1,7 +1,10 @@
-"""Fit the churn model: LightGBM with early stopping, calibrated on a later held-out time slice.
+"""Fit the churn model: LightGBM with early stopping, calibrated on held-out rows.
 
-The trees may start from BG/NBD's log-odds (``serving.prior_boosting``): both
-ways are fitted and the one that ranks the held-out calibration rows better is kept.
+The trees may start from a prior's log-odds (``serving.prior_boosting``): from a
+constant, from BG/NBD's P(no order in the horizon), or from an RFM logistic
+regression fitted on the training rows. All three are fitted and the one that
+ranks the held-out calibration rows best is kept, so the model starts where the
+classic baselines end and keeps their smooth ranking on small shops.
 
 The evaluation model learns from the training cutoffs, stops early and is calibrated
 on the validation cutoff, and is scored on the test cutoff. The scoring model that is
@@ -19,14 +22,23 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from features.contract import CUSTOMER_ID
-from serving.prior_boosting import PriorBoostedLGBM
+from serving.prior_boosting import Prior, PriorBoostedLGBM, transform
 from training.config import ChurnConfig, LgbmParams, MinimumData
 from training.datasets import Rows
 
 log = logging.getLogger(__name__)
+
+# the RFM logistic prior's inputs: recency, frequency, value, tenure (log1p) and BG/NBD's prediction (logit)
+RFM_FEATURES = (
+    "sales_days_since_last_order",
+    "sales_orders_all",
+    "sales_avg_order_value_all",
+    "sales_days_since_first_order",
+)
 
 
 class InsufficientData(ValueError):
@@ -65,7 +77,7 @@ def classifier(params: LgbmParams, *, n_estimators: int, seed: int) -> PriorBoos
 
 
 def fit_booster(
-    train: Rows, stop: Rows, params: LgbmParams, *, seed: int, prior: str | None = None, callbacks: tuple = ()
+    train: Rows, stop: Rows, params: LgbmParams, *, seed: int, prior: Prior | None = None, callbacks: tuple = ()
 ) -> PriorBoostedLGBM:
     """Boost (from the prior's log-odds, when given) until the validation AUC stops improving."""
     clf = classifier(params, n_estimators=params.max_rounds, seed=seed)
@@ -77,13 +89,6 @@ def fit_booster(
         eval_y=stop.y,
         callbacks=[lgb.early_stopping(params.early_stopping_rounds, verbose=False), *callbacks],
     )
-
-
-def calibration_method(n_rows: int, config: ChurnConfig) -> str:
-    """Isotonic needs many rows to be smooth; Platt scaling is safer on a small slice."""
-    if config.calibration != "auto":
-        return config.calibration
-    return "isotonic" if n_rows >= config.isotonic_min_rows else "sigmoid"
 
 
 def calibrate(clf: PriorBoostedLGBM, rows: Rows, method: str) -> CalibratedClassifierCV:
@@ -105,36 +110,59 @@ def _subset(rows: Rows, mask: np.ndarray) -> Rows:
 
 @dataclass(frozen=True)
 class FittedChurn:
-    """A calibrated model plus how it was made; ``prior``: the column it was boosted from, or None."""
+    """A calibrated model plus how it was made; ``prior``: what the trees were boosted from, or None."""
 
     model: CalibratedClassifierCV
     booster: PriorBoostedLGBM
     method: str
     rounds: int
-    prior: str | None = None
-    prior_auc: dict[str, float] | None = None  # calibration-half AUC with and without the prior
+    prior: Prior | None = None
+    valid_auc: dict[str, float] | None = None  # calibration-rows AUC of each candidate start
+
+
+def rfm_prior(train: Rows, bg_nbd: str | None) -> Prior | None:
+    """Logistic regression on log recency, frequency, value and tenure (and BG/NBD's logit), as a Prior."""
+    columns = [c for c in RFM_FEATURES if c in train.X.columns] + ([bg_nbd] if bg_nbd else [])
+    if not columns or len(np.unique(train.y)) < 2:
+        return None
+    kinds = ["logit" if c == bg_nbd else "log1p" for c in columns]
+    Z = np.column_stack([transform(train.X[c], k) for c, k in zip(columns, kinds, strict=True)])
+    center, scale = np.nanmean(Z, axis=0), np.nanstd(Z, axis=0)
+    scale[~(scale > 0)] = 1.0
+    Zs = np.nan_to_num((Z - center) / scale, nan=0.0)  # missing -> the centre, a term of 0
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(Zs, train.y)
+    coef = lr.coef_[0] / scale
+    return Prior("rfm", tuple(columns), tuple(kinds), tuple(map(float, coef)), tuple(map(float, center)),
+                 float(lr.intercept_[0]))  # fmt: skip
+
+
+def candidate_priors(rows: Rows, bg_nbd: str | None) -> dict[str, Prior | None]:
+    """The starts the trees may boost from, the RFM one fitted on ``rows``."""
+    priors = {"none": None}
+    if bg_nbd is not None:
+        priors["bg_nbd"] = Prior.single(bg_nbd)
+    rfm = rfm_prior(rows, bg_nbd)
+    if rfm is not None:
+        priors["rfm"] = rfm
+    return priors
 
 
 def fit_churn_model(
-    train: Rows, valid: Rows, params: LgbmParams, config: ChurnConfig, *, prior: str | None = None
+    train: Rows, stop: Rows, calib: Rows, params: LgbmParams, config: ChurnConfig, *, bg_nbd: str | None = None
 ) -> FittedChurn:
-    """Early stopping on one half of the validation slice, calibration on the other.
+    """Early stopping on ``stop``, choice of start and calibration on ``calib`` (rows neither has seen).
 
-    With a ``prior`` column, two boosters are fitted, from the prior's log-odds and from a constant, and
-    the one with the higher AUC on the calibration half (rows neither has seen) is kept.
+    Candidate starts: a constant, BG/NBD's log-odds (``bg_nbd``, the column of its P(no order)) and the
+    RFM logistic prior; the one with the highest AUC on ``calib`` is kept (ties: the simpler).
     """
-    stop, calib = split_rows(valid, 0.5, config.seed)
-    booster = fit_booster(train, stop, params, seed=config.seed)
-    auc = None
-    if prior is not None:
-        boosted = fit_booster(train, stop, params, seed=config.seed, prior=prior)
-        auc = {"with_prior": _auc(calib.y, boosted.decision_function(calib.X))}
-        auc["without_prior"] = _auc(calib.y, booster.decision_function(calib.X))
-        if auc["with_prior"] > auc["without_prior"]:
-            booster = boosted
-    method = calibration_method(len(calib), config)
+    priors = candidate_priors(train, bg_nbd)
+    boosters = {name: fit_booster(train, stop, params, seed=config.seed, prior=p) for name, p in priors.items()}
+    auc = {name: _auc(calib.y, b.decision_function(calib.X)) for name, b in boosters.items()}
+    best = max(auc, key=lambda name: (auc[name], -list(auc).index(name)))
+    booster = boosters[best]
     rounds = booster.best_iteration_ or params.max_rounds
-    return FittedChurn(calibrate(booster, calib, method), booster, method, rounds, booster.prior_, auc)
+    method = config.calibration
+    return FittedChurn(calibrate(booster, calib, method), booster, method, rounds, priors[best], auc)
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -142,12 +170,13 @@ def _auc(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def refit_for_scoring(
-    refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig, *, prior: str | None = None
+    refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig, *, start: str, bg_nbd: str | None
 ) -> FittedChurn:
-    """The registered model: the early-stopped number of rounds on every earlier cutoff, calibrated on the latest."""
+    """The registered model: the chosen start (an RFM prior refitted too) and the early-stopped number of
+    rounds on the refit rows, calibrated on the latest."""
+    prior = candidate_priors(refit, bg_nbd)[start]
     booster = classifier(params, n_estimators=rounds, seed=config.seed).fit_from_prior(refit.X, refit.y, prior=prior)
-    method = calibration_method(len(latest), config)
-    return FittedChurn(calibrate(booster, latest, method), booster, method, rounds, prior)
+    return FittedChurn(calibrate(booster, latest, config.calibration), booster, config.calibration, rounds, prior)
 
 
 def predict(model: CalibratedClassifierCV, X: pd.DataFrame) -> np.ndarray:

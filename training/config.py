@@ -57,8 +57,9 @@ class ChurnConfig(Frozen):
     train_cutoffs: int = Field(8, ge=1, description="rolling cutoffs that give training rows")
     valid_cutoffs: int = Field(3, ge=1, description="consecutive cutoffs pooled for early stopping and calibration")
     test_cutoff: dt.date | None = Field(None, description="None = the last cutoff whose label window is complete")
-    calibration: str = Field("auto", pattern="^(auto|isotonic|sigmoid)$")
-    isotonic_min_rows: int = Field(5000, ge=1, description="auto: isotonic from this many calibration rows, else Platt")
+    calibration: str = Field(
+        "sigmoid", pattern="^(isotonic|sigmoid)$", description="sigmoid (Platt) keeps the ranking; isotonic has steps"
+    )
     new_customer_days: int = Field(90, gt=0, description="slice 'new' = first order within this many days")
     value_tiers: int = Field(3, ge=2, description="slices by past revenue quantiles")
     bootstrap: int = Field(200, ge=10, description="resamples for confidence intervals")

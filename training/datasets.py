@@ -1,17 +1,25 @@
 """Rolling cutoffs and time-based splits: the only place that decides which rows train, validate and test.
 
-Cutoffs lie on a grid ``test - k * spacing``. The validation slice is a few
-consecutive cutoffs (pooled, so one season's quirks do not set the calibration),
-the first at least one horizon after the last training cutoff and the last at
-least one horizon before the test cutoff: every training label window closes
-before validation begins and every validation label window before the test.
-The scoring model repeats the recipe shifted forward so its calibration slice
-ends at the test cutoff, the most recent complete labels.
+Cutoffs lie on a grid ``test - k * spacing``, each with at least one horizon of
+orders before it. With a long history the split is by time: the validation slice
+is a few consecutive cutoffs (pooled, so one season's quirks do not set the
+calibration), the first at least one horizon after the last training cutoff and
+the last at least one horizon before the test cutoff, so every training label
+window closes before validation begins and every validation label window before
+the test. The scoring model repeats the recipe shifted forward so its
+calibration slice ends at the test cutoff, the most recent complete labels.
+
+A short history (from two horizons up to what the time split needs) is split by
+customer instead: every role uses the same recent cutoffs, and a CRC-32 hash of
+the customer id puts each customer in one group for good: fit, calibrate
+(validation) or test. What that gives up, a test in a later period, is said in
+``CutoffPlan.note``.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +35,25 @@ CUTOFF = "cutoff"
 DAY = pd.Timedelta(days=1)
 
 
+TIME, CUSTOMERS = "time", "customers"
+# customer hash bucket (of 10) -> group, and which groups each role reads under the customer split
+BUCKETS = ("calibrate",) * 2 + ("test",) * 3 + ("fit",) * 5
+ROLE_GROUPS = {
+    "train": {"fit"},
+    "valid": {"calibrate"},
+    "test": {"test"},
+    "refit": {"fit", "test"},
+    "recalibrate": {"calibrate"},
+}
+
+
 @dataclass(frozen=True)
 class CutoffPlan:
-    """Cutoffs of the evaluation model (train, valid, test) and of the scoring model (refit, recalibrate)."""
+    """Cutoffs of the evaluation model (train, valid, test) and of the scoring model (refit, recalibrate).
+
+    ``holdout`` is ``time`` (later cutoffs validate and test) or ``customers`` (held-out customers at the
+    same cutoffs, for short histories); ``note`` says in words what the plan is and what it gave up.
+    """
 
     train: tuple[pd.Timestamp, ...]
     valid: tuple[pd.Timestamp, ...]
@@ -37,23 +61,43 @@ class CutoffPlan:
     refit: tuple[pd.Timestamp, ...]
     recalibrate: tuple[pd.Timestamp, ...]
     horizon_days: int
+    holdout: str = TIME
+    note: str = ""
 
     @property
     def all(self) -> tuple[pd.Timestamp, ...]:
         return tuple(sorted({*self.train, *self.valid, self.test, *self.refit, *self.recalibrate}))
+
+    def rows(self, panel: pd.DataFrame, role: str) -> Rows:
+        """The panel rows one role learns or is judged on: its cutoffs, and under the customer split its group."""
+        cutoffs = (self.test,) if role == "test" else getattr(self, role)
+        part = panel[panel[CUTOFF].isin(pd.DatetimeIndex(cutoffs))]
+        if self.holdout == CUSTOMERS:
+            part = part[customer_groups(part[CUSTOMER_ID]).isin(ROLE_GROUPS[role]).to_numpy()]
+        return model_rows(part)
 
     def describe(self) -> dict[str, str]:
         def days(cutoffs) -> str:
             return ",".join(f"{c:%Y-%m-%d}" for c in cutoffs)
 
         return {
+            "holdout": self.holdout,
             "train_cutoffs": days(self.train),
             "valid_cutoffs": days(self.valid),
             "test_cutoff": f"{self.test:%Y-%m-%d}",
             "refit_cutoffs": days(self.refit),
             "recalibrate_cutoffs": days(self.recalibrate),
             "horizon_days": str(self.horizon_days),
+            "plan": self.note,
         }
+
+
+def customer_groups(ids: pd.Series) -> pd.Series:
+    """fit / calibrate / test per customer, from a CRC-32 of the id: the same at every cutoff and on every run."""
+    codes = pd.Series(
+        [zlib.crc32(str(i).encode()) % len(BUCKETS) for i in ids.to_numpy()], index=ids.index, dtype="int64"
+    )
+    return codes.map(dict(enumerate(BUCKETS)))
 
 
 class NotEnoughHistory(ValueError):
@@ -71,8 +115,13 @@ def data_span(tables: Tables) -> tuple[pd.Timestamp, pd.Timestamp]:
 def plan_cutoffs(
     tables: Tables, *, horizon_days: int, spacing_days: int, n_train: int, n_valid: int = 3, test_cutoff=None
 ) -> CutoffPlan:
-    """Place the cutoffs; the test cutoff defaults to the last one whose label window is complete."""
+    """Place the cutoffs; the test cutoff defaults to the last one whose label window is complete.
+
+    The time split when the history holds all ``n_train`` training cutoffs; otherwise the customer split
+    over up to ``n_train`` recent cutoffs. Refuses below two horizons of orders, naming the nearest setting.
+    """
     first, end = data_span(tables)
+    span = (end - first).days
     horizon = pd.Timedelta(days=horizon_days)
     test = parse_cutoff(test_cutoff) if test_cutoff is not None else end - horizon
     if test + horizon > end:
@@ -80,22 +129,37 @@ def plan_cutoffs(
             f"test cutoff {test:%Y-%m-%d} + {horizon_days} days passes the last order day {end - DAY:%Y-%m-%d}; "
             "its labels are incomplete"
         )
+    earliest = first + horizon  # a cutoff needs a horizon of orders before it, as the label needs one after
+    if test < earliest:
+        raise NotEnoughHistory(
+            f"orders span {first:%Y-%m-%d}..{end - DAY:%Y-%m-%d} ({span} days); a {horizon_days}-day horizon needs "
+            f"at least {2 * horizon_days} days: {horizon_days} of history before a cutoff and {horizon_days} after "
+            f"it for the labels (test cutoff {test:%Y-%m-%d}, first usable cutoff {earliest:%Y-%m-%d}). "
+            f"Set horizon_days: {span // 2} in configs/features.yaml, the longest that fits, or add older orders"
+        )
     step = pd.Timedelta(days=spacing_days)
     gap = math.ceil(horizon_days / spacing_days) * step  # the smallest grid gap >= horizon
     recalibrate = tuple(test - k * step for k in range(n_valid))[::-1]
     valid = tuple(c - gap for c in recalibrate)
-    last_train = valid[0] - gap
-    earliest = first + step  # at least one spacing of history before any cutoff
-    train = tuple(c for c in (last_train - k * step for k in range(n_train)) if c >= earliest)[::-1]
-    if not train:
-        need = (2 * gap + (n_valid - 1) * step + gap + step).days
-        raise NotEnoughHistory(
-            f"orders span {first:%Y-%m-%d}..{end - DAY:%Y-%m-%d}; with a {horizon_days}-day horizon and "
-            f"{n_valid} validation cutoffs the last training cutoff would be {last_train:%Y-%m-%d}, before the "
-            f"first usable cutoff {earliest:%Y-%m-%d}. Need at least {need} days of orders"
+    first_train = valid[0] - gap - (n_train - 1) * step
+    if first_train >= earliest:
+        train = tuple(pd.date_range(first_train, valid[0] - gap, freq=step))
+        refit = tuple(pd.date_range(train[0], recalibrate[0] - gap, freq=step))
+        note = (
+            f"time split: train on {n_train} cutoffs, validate and calibrate on {n_valid} later ones and test on "
+            f"{test:%Y-%m-%d}, each at least {horizon_days} days after the one before"
         )
-    refit = tuple(pd.date_range(train[0], recalibrate[0] - gap, freq=step))
-    return CutoffPlan(train, valid, test, refit, recalibrate, horizon_days)
+        return CutoffPlan(train, valid, test, refit, recalibrate, horizon_days, TIME, note)
+    need = (end - first_train + horizon).days
+    cutoffs = tuple(c for c in (test - k * step for k in range(n_train)) if c >= earliest)[::-1]
+    note = (
+        f"customer split: {span} days of orders are fewer than the {need} a time split with "
+        f"{n_train} training and {n_valid} validation cutoffs needs, so validation (20% of customers) and test "
+        f"(30%) are customers held out from training at the same {len(cutoffs)} cutoff(s) "
+        f"{cutoffs[0]:%Y-%m-%d}..{test:%Y-%m-%d}. Given up: a test in a later period than training, so the "
+        "test does not show how the model ages; retrain every horizon"
+    )
+    return CutoffPlan(cutoffs, cutoffs, test, cutoffs, cutoffs, horizon_days, CUSTOMERS, note)
 
 
 def build_panel(tables: Tables, plan: CutoffPlan, *, config: FeaturesConfig, progress: bool = False) -> pd.DataFrame:
@@ -143,10 +207,14 @@ class Rows:
         return int(self.y.sum())
 
 
-def rows_at(panel: pd.DataFrame, cutoffs) -> Rows:
-    """The panel rows at the given cutoffs, features typed for LightGBM."""
-    cutoffs = pd.DatetimeIndex([parse_cutoff(c) for c in np.atleast_1d(cutoffs)])
-    part = panel[panel[CUTOFF].isin(cutoffs)].reset_index(drop=True)
+def model_rows(part: pd.DataFrame) -> Rows:
+    """Panel rows as model inputs (features typed for LightGBM), labels and keys."""
+    part = part.reset_index(drop=True)
     cols = feature_columns(part.drop(columns=[CUTOFF]))
-    X = as_model_frame(part[cols])
-    return Rows(X=X, y=part[LABEL].to_numpy(dtype="int8"), keys=part[[CUSTOMER_ID, CUTOFF]])
+    return Rows(X=as_model_frame(part[cols]), y=part[LABEL].to_numpy(dtype="int8"), keys=part[[CUSTOMER_ID, CUTOFF]])
+
+
+def rows_at(panel: pd.DataFrame, cutoffs) -> Rows:
+    """Every panel row at the given cutoffs."""
+    cutoffs = pd.DatetimeIndex([parse_cutoff(c) for c in np.atleast_1d(cutoffs)])
+    return model_rows(panel[panel[CUTOFF].isin(cutoffs)])

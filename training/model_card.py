@@ -65,9 +65,10 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
             "## Purpose and churn definition",
             f"Probability that a customer with at least one past order places **no order in the next "
             f"{features.horizon_days} days** after the cutoff. Calibrated ({report['calibration']}) so 0.3 means 30%.",
-            _prior_line(report.get("prior")),
+            start_line(report),
             "",
             "## Data window",
+            f"- plan: {plan['plan']}",
             f"- training cutoffs: {plan['train_cutoffs']}",
             f"- validation cutoffs (early stopping + calibration, pooled): {plan['valid_cutoffs']}",
             f"- test cutoff: {plan['test_cutoff']} ({report['n']:,} customers, churn rate {report['churn_rate']:.3f})",
@@ -92,8 +93,8 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
             + (f" Reason: {champion['reason']}." if champion else ""),
             "",
             "## Caveats",
-            "- Metrics come from the evaluation model (trained up to the validation cutoff); the registered model "
-            "is refit on later data with the same settings and is not separately tested.",
+            "- Metrics come from the evaluation model; the registered model is refit on more rows (the plan's "
+            "refit cutoffs) with the same settings and is not separately tested.",
             "- Customers without any past order are not scored; the label ignores returns and cancellations.",
             "- Drivers are associations, not causes: do not read them as the effect of an intervention.",
             "- Retrain when the shop's seasonality or assortment changes; calibration drifts first.",
@@ -102,12 +103,20 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
     )
 
 
-def _prior_line(prior: dict | None) -> str:
-    """Whether the trees start from BG/NBD's log-odds, and the held-out AUCs that decided it."""
-    if not prior or not prior.get("valid_auc"):
-        return "The trees start from a constant (no BG/NBD prior available)."
-    auc = prior["valid_auc"]
-    how = f"held-out AUC {auc['with_prior']:.3f} with the prior, {auc['without_prior']:.3f} without"
-    if prior["column"]:
-        return f"The trees start from BG/NBD's log-odds (`{prior['column']}`) and correct it: {how}."
-    return f"The trees start from a constant: {how}."
+STARTS = {
+    "none": "a constant",
+    "bg_nbd": "BG/NBD's log-odds",
+    "rfm": "an RFM logistic regression (recency, frequency, value, tenure, BG/NBD)",
+}
+
+
+def start_line(report: dict) -> str:
+    """What the trees start from, and the held-out validation AUCs (candidates and baselines) behind it."""
+    auc = report["valid_auc"]
+    chosen = report["start"]["chosen"]
+    candidates = ", ".join(f"{STARTS[k[6:]].split(' (')[0]} {v:.3f}" for k, v in auc.items() if k.startswith("start_"))
+    baselines = ", ".join(f"{k} {v:.3f}" for k, v in auc.items() if not k.startswith("start_"))
+    return (
+        f"The trees start from {STARTS[chosen]} and correct it: chosen by ROC AUC on held-out validation rows "
+        f"(trees from {candidates}; baselines on the same rows: {baselines})."
+    )

@@ -21,8 +21,8 @@ from features.sources import Tables
 from training.baselines import fit_and_score_baselines, rfm
 from training.churn import check_minimum, fit_churn_model, predict, refit_for_scoring, split_rows
 from training.config import ChurnConfig
-from training.datasets import CUTOFF, CutoffPlan, rows_at
-from training.evaluate import bootstrap_report, flat_metrics, slice_reports, summary_metrics
+from training.datasets import CUTOFF, CutoffPlan, Rows
+from training.evaluate import bootstrap_report, flat_metrics, roc_auc, slice_reports, summary_metrics
 from training.model_card import baseline_verdicts, render
 from training.plots import write_all
 from training.registry import TEST_CUTOFF_TAG, Decision, champion_score, gate, log_model, register, save_model
@@ -43,6 +43,15 @@ def baseline_inputs(tables: Tables, keys: pd.DataFrame) -> pd.DataFrame:
     summary = pd.concat(parts).rename_axis(CUSTOMER_ID).reset_index()
     merged = keys.astype({CUSTOMER_ID: "string"}).merge(summary, on=[CUSTOMER_ID, CUTOFF], how="left")
     return merged.fillna({c: 0.0 for c in summary.columns if c not in (CUSTOMER_ID, CUTOFF)})
+
+
+def baseline_valid_auc(
+    tables: Tables, train_summary: pd.DataFrame, y_train: np.ndarray, calib: Rows, horizon_days: int, seed: int
+) -> dict[str, float]:
+    """Each baseline's AUC on the calibration rows, beside the model's candidate starts."""
+    summary = baseline_inputs(tables, calib.keys)
+    scores = fit_and_score_baselines(train_summary, y_train, summary, horizon_days=horizon_days, seed=seed)
+    return {name: roc_auc(calib.y, p) for name, p in scores.items()}
 
 
 def slices(summary: pd.DataFrame, config: ChurnConfig) -> dict[str, np.ndarray]:
@@ -69,15 +78,16 @@ def train_churn(
 
     Call :func:`training.registry.start_tracking` first; artifacts also land in ``out_dir``.
     """
-    train, valid, test = rows_at(panel, plan.train), rows_at(panel, plan.valid), rows_at(panel, plan.test)
+    train, valid, test = (plan.rows(panel, role) for role in ("train", "valid", "test"))
     check_minimum(train, test, config.minimum)
     trials = config.tuning.trials if trials is None else trials
     test_cutoff = plan.describe()["test_cutoff"]
     with mlflow.start_run(run_name=f"churn-{test_cutoff}") as run:
         mlflow.set_tag(TEST_CUTOFF_TAG, test_cutoff)
+        mlflow.set_tag("plan", plan.note)
         mlflow.log_params(
             {
-                **plan.describe(),
+                **{k: v for k, v in plan.describe().items() if k != "plan"},
                 "churn_definition": f"no order in [cutoff, cutoff + {features.horizon_days} days)",
                 "rows_train": len(train),
                 "rows_valid": len(valid),
@@ -88,22 +98,26 @@ def train_churn(
                 "trials": trials,
             }
         )
+        stop, calib = split_rows(valid, 0.5, config.seed)
         params = config.lgbm
         if trials:
-            stop, _ = split_rows(valid, 0.5, config.seed)
             storage = Path(config.tuning.storage)
             storage = storage if storage.is_absolute() else ROOT / storage
             params = tune(
                 train, stop, base=params, tuning=config.tuning, trials=trials, storage=storage, seed=config.seed
             )
         mlflow.log_params({f"lgbm_{k}": v for k, v in params.model_dump().items()})
-        prior = f"lifetime_p_no_order_{features.horizon_days}d"
-        fitted = fit_churn_model(train, valid, params, config, prior=prior if prior in train.X.columns else None)
-        mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds, "prior": fitted.prior})
-        if fitted.prior_auc:
-            mlflow.log_metrics({f"valid_auc_{k}": v for k, v in fitted.prior_auc.items()})
+        bg_nbd = f"lifetime_p_no_order_{features.horizon_days}d"
+        bg_nbd = bg_nbd if bg_nbd in train.X.columns else None
+        fitted = fit_churn_model(train, stop, calib, params, config, bg_nbd=bg_nbd)
+        start = fitted.prior.name if fitted.prior else "none"
+        mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds, "start": start})
+        train_summary = baseline_inputs(tables, train.keys)
+        valid_auc = {f"start_{k}": v for k, v in fitted.valid_auc.items()}
+        valid_auc.update(baseline_valid_auc(tables, train_summary, train.y, calib, features.horizon_days, config.seed))
+        mlflow.log_metrics({f"valid_auc_{k}": v for k, v in valid_auc.items()})
 
-        train_summary, test_summary = baseline_inputs(tables, train.keys), baseline_inputs(tables, test.keys)
+        test_summary = baseline_inputs(tables, test.keys)
         scores = {"model": predict(fitted.model, test.X)}
         scores.update(
             fit_and_score_baselines(
@@ -116,7 +130,8 @@ def train_churn(
         )
         report["plan"] = plan.describe()
         report["calibration"] = fitted.method
-        report["prior"] = {"column": fitted.prior, "valid_auc": fitted.prior_auc}
+        report["start"] = {"chosen": start, "columns": list(fitted.prior.columns) if fitted.prior else []}
+        report["valid_auc"] = valid_auc
         mlflow.log_metrics(flat_metrics(report))
         report["verdicts"] = baseline_verdicts(report)
         mlflow.set_tag("baselines", " ".join(report["verdicts"]).replace("**", ""))
@@ -124,12 +139,13 @@ def train_churn(
         out_dir.mkdir(parents=True, exist_ok=True)
         drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
         final = refit_for_scoring(
-            rows_at(panel, plan.refit),
-            rows_at(panel, plan.recalibrate),
+            plan.rows(panel, "refit"),
+            plan.rows(panel, "recalibrate"),
             params,
             fitted.rounds,
             config,
-            prior=fitted.prior,
+            start=start,
+            bg_nbd=bg_nbd,
         )
         decision = None
         model_uri = log_model(final.model, test.X)
