@@ -6,11 +6,12 @@ a file. Unknown keys are refused so a typo in YAML is an error, not a default.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.contract import NO_OFFER
 
@@ -31,6 +32,25 @@ class FeaturesConfig(Frozen):
     orphans: str = Field("error", pattern="^(error|drop)$", description="rows for unknown customers")
     top_interests: int = Field(20, ge=0, description="interests that become their own 0/1 feature")
     max_category_levels: int = Field(30, gt=1, description="rarer levels of a custom attribute become 'other'")
+    date_format: str | None = Field(
+        None,
+        description="strptime format of every text date, e.g. '%m/%d/%Y'; None: ISO 8601, or one unambiguous "
+        "common format per column",
+    )
+
+    @field_validator("date_format")
+    @classmethod
+    def _strptime_format(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        example = datetime(2001, 2, 3, 4, 5, 6)
+        try:
+            datetime.strptime(example.strftime(value), value)
+        except ValueError as exc:
+            raise ValueError(f"date_format {value!r} is not a strptime format such as '%m/%d/%Y': {exc}") from exc
+        if "%" not in value:
+            raise ValueError(f"date_format {value!r} has no % field; expected e.g. '%m/%d/%Y'")
+        return value
 
 
 class Offer(Frozen):

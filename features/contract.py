@@ -5,10 +5,16 @@ This is the one place that names columns. Other modules take names from here
 :func:`validate` turns any DataFrame into a checked, typed table or raises a
 :class:`ContractError` that names the file, the column, the first offending
 rows and what was expected.
+
+Real exports are accepted as they come: order lines are summed into orders
+(:func:`orders_from_lines`), dates in one common format per column are read
+without guessing day from month (:func:`parse_time`), and ``age`` or
+``household_income`` given as bands (``45-54``, ``65+``) become band midpoints.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -16,6 +22,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("visit", "page_view", "add_to_cart", "email_sent", "email_open", "email_click")
 NO_OFFER = "none"
@@ -36,6 +44,7 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple[str, ...] | None = None
+    bands: bool = False  # a number that may come as bands ("45-54", "65+"), read as their midpoints
     doc: str = ""
 
 
@@ -76,9 +85,9 @@ CUSTOMERS = Table(
         Column(CUSTOMER_ID, "id", doc="unique customer key"),
         Column("signed_up_at", "time", required=False, doc="when the customer became known"),
         Column("region", "category", required=False),
-        Column("household_income", "number", required=False, min=0),
+        Column("household_income", "number", required=False, min=0, bands=True),
         Column("gender", "category", required=False),
-        Column("age", "number", required=False, min=0, max=130),
+        Column("age", "number", required=False, min=0, max=130, bands=True),
     ),
     time_column="signed_up_at",
     unique=CUSTOMER_ID,
@@ -89,7 +98,7 @@ CUSTOMERS = Table(
 ORDERS = Table(
     "orders",
     (
-        Column("order_id", "id", required=False, doc="unique order key"),
+        Column("order_id", "id", required=False, doc="order key; repeated on the lines of one order"),
         Column(CUSTOMER_ID, "id"),
         Column("ordered_at", "time"),
         Column("amount", "number", min=0, doc="paid for goods, after discount"),
@@ -100,7 +109,7 @@ ORDERS = Table(
     ),
     time_column="ordered_at",
     unique="order_id",
-    doc="sales history, one row per order",
+    doc="sales history, one row per order (order lines are summed into orders)",
 )
 
 EVENTS = Table(
@@ -158,32 +167,108 @@ def _rows(mask: np.ndarray | pd.Series, frame: pd.DataFrame, col: str) -> str:
     return f"{len(idx)} bad row(s) ({shown}{more})"
 
 
-def parse_time(values: pd.Series, *, where: str) -> pd.Series:
-    """Parse timestamps into naive UTC; refuse mixed tz-aware and naive values."""
+# Common date formats besides ISO 8601, each tried on a whole column. Day-first and month-first
+# readings of the same digits are both listed, so a column that fits both is refused, never guessed.
+_DAY_MONTH = tuple(f"{a}{sep}{b}{sep}%Y" for sep in ("/", "-", ".") for a, b in (("%m", "%d"), ("%d", "%m"))) + (
+    "%d %b %Y",
+    "%d-%b-%Y",
+    "%b %d %Y",
+    "%b %d, %Y",
+)
+_CLOCK = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p")
+DATE_FORMATS = tuple(d + c for d in _DAY_MONTH for c in _CLOCK)
+_ISO = "ISO8601"
+_ISO_EXPECTED = "an ISO date or timestamp such as 2024-05-01 or 2024-05-01T10:00:00"
+_SET_FORMAT = "set date_format in configs/features.yaml"
+
+
+def parse_time(values: pd.Series, *, where: str, date_format: str | None = None) -> pd.Series:
+    """Parse timestamps into naive UTC (zoned values are converted; mixing zoned and naive is refused).
+
+    With ``date_format`` (a strptime format such as ``%m/%d/%Y``) every value must match it.
+    Without, ISO 8601 is tried, then the common formats in :data:`DATE_FORMATS`, one format
+    for the whole column; a column that reads two ways (01/02/2024: January 2 or February 1?)
+    is refused and the message asks for ``date_format``.
+    """
     if pd.api.types.is_datetime64_any_dtype(values):
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values.astype("datetime64[us]")
-    present = values.notna()
-    text = values.astype("string").str.strip()
-    aware = text.str.contains(_TZ_SUFFIX, na=False).to_numpy()
-    if aware.any() and not aware[present.to_numpy()].all():
-        naive = present.to_numpy() & ~aware
-        raise ContractError(
-            f"{where}: mixed time-zone-aware and naive timestamps; "
-            f"{_rows(naive, values.to_frame('v'), 'v')} have no zone while others do. "
-            "Expected all values with a zone (e.g. 2024-05-01T10:00:00+02:00) or all without."
-        )
-    parsed = pd.to_datetime(text, errors="coerce", utc=bool(aware.any()), format="mixed")
-    bad = present.to_numpy() & parsed.isna().to_numpy()
-    if bad.any():
-        raise ContractError(
-            f"{where}: unparseable date, {_rows(bad, values.to_frame('v'), 'v')}; "
-            "expected an ISO date or timestamp such as 2024-05-01 or 2024-05-01T10:00:00"
-        )
-    if aware.any():
+    # dates repeat a lot (a day per basket line): every format is tried on the distinct values only
+    codes, distinct = pd.factorize(values.astype("string").str.strip())
+    distinct = pd.Series(distinct, dtype="string")
+    if len(distinct) == 0:
+        return pd.Series(np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]"), index=values.index)
+
+    def rows(bad_distinct: np.ndarray) -> str:
+        bad = np.zeros(len(codes), dtype=bool)
+        bad[codes >= 0] = np.asarray(bad_distinct, dtype=bool)[codes[codes >= 0]]
+        return _rows(bad, values.to_frame("v"), "v")
+
+    if date_format is not None:
+        parsed = _read_dates(distinct, date_format)
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            raise ContractError(
+                f"{where}: unparseable date, {rows(bad)}; expected dates in date_format {date_format!r} "
+                f"(from configs/features.yaml), such as {pd.Timestamp('2024-05-31 10:00').strftime(date_format)!r}"
+            )
+    else:
+        aware = distinct.str.contains(_TZ_SUFFIX, na=False).to_numpy()
+        if aware.any() and not aware.all():
+            raise ContractError(
+                f"{where}: mixed time-zone-aware and naive timestamps; {rows(~aware)} have no zone while others do. "
+                "Expected all values with a zone (e.g. 2024-05-01T10:00:00+02:00) or all without."
+            )
+        parsed = _guess_format(distinct, where=where, rows=rows, zoned=bool(aware.any()))
+    out = parsed.to_numpy()[codes]
+    out[codes < 0] = np.datetime64("NaT")
+    return pd.Series(out, index=values.index, dtype="datetime64[us]")
+
+
+def _read_dates(text: pd.Series, fmt: str) -> pd.Series:
+    """``text`` read with one format, as naive UTC; NaT where a value does not fit."""
+    zoned = fmt == _ISO or "%z" in fmt
+    parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=zoned)
+    if zoned:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[us]")
+
+
+def _guess_format(distinct: pd.Series, *, where: str, rows, zoned: bool) -> pd.Series:
+    """The one reading of a column of distinct date texts: ISO 8601, else the single common format that fits."""
+    iso = _read_dates(distinct, _ISO)
+    if iso.notna().all() or zoned:
+        best, fits = (_ISO, iso), []
+    else:
+        sample = distinct.iloc[:200]
+        readings = [(_ISO, iso)] + [
+            (fmt, _read_dates(distinct, fmt))
+            for fmt in DATE_FORMATS
+            if _read_dates(sample, fmt).notna().any()  # most formats fail on the first values already
+        ]
+        best = max(readings, key=lambda r: int(r[1].notna().sum()))  # ties: the first listed, ISO first
+        fits = [r for r in readings if r[1].notna().all()]
+    fmt, parsed = best
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        expected = _ISO_EXPECTED if fmt == _ISO else f"dates in one format like the others ({fmt})"
+        raise ContractError(
+            f"{where}: unparseable date, {rows(bad)}; expected {expected}, or {_SET_FORMAT} (e.g. date_format: "
+            f"'%d/%m/%Y') to declare the format"
+        )
+    for other_fmt, other in fits:
+        differs = (other != parsed).to_numpy()
+        if differs.any():
+            i = int(np.flatnonzero(differs)[0])
+            raise ContractError(
+                f"{where}: ambiguous dates, day and month cannot be told apart: {distinct.iloc[i]!r} is "
+                f"{parsed.iloc[i]:%Y-%m-%d} read as {fmt} but {other.iloc[i]:%Y-%m-%d} read as {other_fmt} "
+                f"({rows(differs)}); {_SET_FORMAT} to say which, e.g. date_format: '{fmt}'"
+            )
+    if fmt != _ISO:
+        log.info("%s: dates read as %s", where, fmt)
+    return parsed
 
 
 def parse_cutoff(value) -> pd.Timestamp:
@@ -194,14 +279,84 @@ def parse_cutoff(value) -> pd.Timestamp:
     return ts
 
 
-def _number(values: pd.Series, *, where: str, integer: bool) -> pd.Series:
+def _number(values: pd.Series, *, where: str, integer: bool, bands: Column | None = None) -> pd.Series:
+    """Numbers as float64; ``bands``: the column also takes bands ('45-54', '65+'), read as numbers."""
     if pd.api.types.is_bool_dtype(values):
         values = values.astype("int8")
     out = pd.to_numeric(values, errors="coerce")
     bad = values.notna().to_numpy() & out.isna().to_numpy()
+    if bad.any() and bands is not None:
+        out, bad = _read_bands(values, out, bad, bands, where=where)
     if bad.any():
-        raise ContractError(f"{where}: wrong type, {_rows(bad, values.to_frame('v'), 'v')}; expected a number")
+        hint = (
+            " or a band such as 45-54, <25 or 65+ (for codes such as 'K', rename the column, e.g. to "
+            f"{bands.name}_group, and it becomes a category attribute)"
+            if bands is not None
+            else ""
+        )
+        raise ContractError(f"{where}: wrong type, {_rows(bad, values.to_frame('v'), 'v')}; expected a number{hint}")
     return out.astype("float64")
+
+
+_AMOUNT = r"[$€£¥]?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*[kK]?"
+_BANDS = {
+    "closed": re.compile(rf"^(?P<lo>{_AMOUNT})\s*(?:-|–|to)\s*(?P<hi>{_AMOUNT})$", re.IGNORECASE),
+    "below": re.compile(rf"^(?:<=?|under|below|less than|up to)\s*(?P<lo>{_AMOUNT})$", re.IGNORECASE),
+    "above": re.compile(
+        rf"^(?:>=?|over|above|more than)\s*(?P<lo>{_AMOUNT})$|^(?P<hi>{_AMOUNT})\s*(?:\+|or more|and over)$",
+        re.IGNORECASE,
+    ),
+    "single": re.compile(rf"^(?P<lo>{_AMOUNT})$"),
+}
+
+
+def _amount(text: str) -> float:
+    """'$50,000' -> 50000, '75k' -> 75000."""
+    text = re.sub(r"[$€£¥,\s]", "", text)
+    scale = 1000.0 if text[-1] in "kK" else 1.0
+    return float(text.rstrip("kK")) * scale
+
+
+def _band(text: str) -> tuple[str, float, float] | None:
+    """A band's kind and edges (None: not a band): '45-54' -> ('closed', 45, 54), '65+' -> ('above', 65, 65)."""
+    for kind, pattern in _BANDS.items():
+        m = pattern.match(text.strip())
+        if m:
+            edges = [_amount(v) for v in m.groupdict().values() if v is not None]
+            lo, hi = edges[0], edges[-1]
+            return None if lo > hi else (kind, lo, hi)
+    return None
+
+
+def _read_bands(values: pd.Series, out: pd.Series, bad: np.ndarray, col: Column, *, where: str):
+    """Bands as numbers: a closed band '45-54' is its midpoint 49.5; an open band ('<25', '65+') lies half
+    the usual (median) closed band width beyond its edge, so with 5-year bands '<25' is 23 and '65+' is 67."""
+    text = values[bad].astype("string")
+    parsed = {v: _band(v) for v in text.unique()}
+    widths = [hi - lo for kind, lo, hi in filter(None, parsed.values()) if kind == "closed"]
+    half = float(np.median(widths)) / 2 if widths else 0.0
+    floor = -np.inf if col.min is None else col.min
+    ceiling = np.inf if col.max is None else col.max
+    number = {
+        "closed": lambda lo, hi: (lo + hi) / 2,
+        "below": lambda lo, hi: max(lo - half, floor),  # '<5' years with 10-year bands is not -5
+        "above": lambda lo, hi: min(hi + half, ceiling),
+        "single": lambda lo, hi: lo,
+    }
+    read = {v: number[b[0]](b[1], b[2]) for v, b in parsed.items() if b is not None}
+    out = out.copy()
+    out[bad] = text.map(read).astype("float64").to_numpy()
+    shown = sorted((n, v) for v, n in read.items() if parsed[v][0] != "single")
+    if shown:
+        mapping = ", ".join(f"{v!r} -> {n:g}" for n, v in shown[:12]) + (" ..." if len(shown) > 12 else "")
+        log.warning(
+            "%s: %s value(s) are bands, read as their midpoints (%s); an open band lies half the usual band width "
+            "beyond its edge",
+            where,
+            f"{int(text.isin([v for _, v in shown]).sum()):,}",
+            mapping,
+        )
+    return out, values.notna().to_numpy() & out.isna().to_numpy()
 
 
 def _check_range(values: pd.Series, col: Column, *, where: str) -> None:
@@ -223,12 +378,16 @@ def validate(
     source: str | None = None,
     offers: tuple[str, ...] = (),
     allow_empty: bool = False,
+    date_format: str | None = None,
 ) -> pd.DataFrame:
     """Check and type one table; return a new frame, never modify the input.
 
     ``offers`` is the catalog's offer names; the control name ``none`` is always allowed.
     An empty table is an error (a user's empty file is a mistake) unless ``allow_empty``:
     a slice of the customers (a Spark partition) may hold no rows of a table.
+    ``date_format``: the strptime format of text dates (None: ISO 8601 or one unambiguous
+    common format per column, see :func:`parse_time`). Orders given as order lines come
+    back summed into orders (:func:`orders_from_lines`).
     """
     table = TABLES[table] if isinstance(table, str) else table
     source = source or table.name
@@ -254,9 +413,9 @@ def validate(
         if col.kind == "id":
             values = _as_id(values)
         elif col.kind == "time":
-            values = parse_time(values, where=where)
+            values = parse_time(values, where=where, date_format=date_format)
         elif col.kind in ("number", "integer"):
-            values = _number(values, where=where, integer=col.kind == "integer")
+            values = _number(values, where=where, integer=col.kind == "integer", bands=col if col.bands else None)
             _check_range(values, col, where=where)
         elif col.kind == "flag":
             values = _number(values, where=where, integer=True)
@@ -281,6 +440,8 @@ def validate(
         for name in frame.columns:
             if name not in out.columns:
                 out[name] = frame[name].reset_index(drop=True)
+    if table is ORDERS:
+        out = orders_from_lines(out, source=source)
     if table.unique and table.unique in out.columns and not _all_distinct(out[table.unique]):
         dup = out[table.unique].duplicated(keep=False).to_numpy()
         if dup.any():
@@ -289,6 +450,100 @@ def validate(
                 f"{_rows(dup, out, table.unique)}; expected each value once"
             )
     return out
+
+
+def orders_from_lines(lines: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """One row per order from a validated orders table that may hold order lines (a row per product).
+
+    A line's order is its ``order_id`` or, for a line without one, its (customer_id, ordered_at): a
+    basket. The lines of one order become one row: ``amount``, ``discount_amount`` and ``n_items`` are
+    summed (without an ``n_items`` column it is the number of lines); ``shipping_fee`` is the largest on
+    the order (exports repeat the order's fee on every line, or put it on one line and 0 on the others);
+    ``category`` is the most common among the lines, ties by value. An ``order_id`` on lines of
+    different customers or times is refused. A table of one row per order comes back as it is.
+    """
+    n = len(lines)
+    if n == 0:
+        return lines
+    customer = pd.factorize(lines[CUSTOMER_ID])[0].astype("int64")
+    moment = pd.factorize(lines[ORDERS.ordered_at])[0].astype("int64")
+    basket = pd.factorize(customer * (int(moment.max()) + 1) + moment)[0]
+    has_id = ORDERS.order_id in lines.columns
+    if has_id:
+        key, ids = pd.factorize(lines[ORDERS.order_id])
+        no_id = key < 0
+        key[no_id] = len(ids) + pd.factorize(basket[no_id])[0]
+    else:
+        key = basket
+    n_orders = int(key.max()) + 1
+    if n_orders == n:
+        return lines
+    if has_id:
+        _check_one_order_per_id(lines, key, basket, customer, source=source)
+    groups = pd.Series(np.arange(n)).groupby(key, sort=False)  # orders in the order of their first line
+    first_line = groups.min()
+    first, order_key = first_line.to_numpy(), first_line.index.to_numpy()
+    out = lines.iloc[first].reset_index(drop=True)
+    rules = []
+    for col in lines.columns:
+        values = lines[col].reset_index(drop=True)
+        if col in (ORDERS.amount, ORDERS.discount_amount, ORDERS.n_items):
+            out[col] = values.groupby(key).sum(min_count=1).reindex(order_key).to_numpy()
+            rules.append(f"{col} summed")
+        elif col == ORDERS.shipping_fee:
+            out[col] = values.groupby(key).max().reindex(order_key).to_numpy()
+            rules.append(f"{col} the largest per order")
+        elif col == ORDERS.category:
+            out[col] = pd.array(_most_common(values, key).reindex(order_key), dtype="string")
+            rules.append(f"{col} the most common among the lines")
+    if ORDERS.n_items not in lines.columns:
+        out[ORDERS.n_items] = groups.size().reindex(order_key).to_numpy().astype("float64")
+        rules.append(f"{ORDERS.n_items} the number of lines")
+    by = f"({CUSTOMER_ID}, {ORDERS.ordered_at})"
+    if has_id:
+        by = ORDERS.order_id if not no_id.any() else f"{ORDERS.order_id}, or {by} for lines without one"
+    log.warning("%s: %s lines summed into %s orders by %s: %s", source, f"{n:,}", f"{n_orders:,}", by, ", ".join(rules))
+    return out
+
+
+def _most_common(values: pd.Series, key: np.ndarray) -> pd.Series:
+    """Per order key, the most common non-empty value, ties by value (never by line order)."""
+    text = values.astype("string")
+    present = text.notna().to_numpy()
+    codes, levels = pd.factorize(text[present], sort=True)  # code order is value order
+    width = max(len(levels), 1)
+    pairs, counts = np.unique(key[present].astype("int64") * width + codes, return_counts=True)
+    k, c = pairs // width, pairs % width
+    ranked = np.lexsort((c, -counts, k))  # per key: most lines first, then the smallest value
+    k, c = k[ranked], c[ranked]
+    first = np.r_[True, k[1:] != k[:-1]]
+    return pd.Series(np.asarray(levels, dtype=object)[c[first]], index=k[first], dtype="string")
+
+
+def _check_one_order_per_id(
+    lines: pd.DataFrame, key: np.ndarray, basket: np.ndarray, customer: np.ndarray, *, source: str
+) -> None:
+    """An order_id repeats only on lines of one order: one customer, one ordered_at."""
+    spread = pd.DataFrame({"k": key, "b": basket, "c": customer}).groupby("k").agg(["min", "max"])
+    mixed = spread[("b", "min")] != spread[("b", "max")]
+    if not mixed.any():
+        return
+    bad = mixed.reindex(key).to_numpy()
+    customers = (spread[("c", "min")] != spread[("c", "max")])[mixed]
+    what = "different customers" if customers.any() else f"different {ORDERS.ordered_at}"
+    worst = customers.index[customers.to_numpy()][0] if customers.any() else mixed.index[mixed.to_numpy()][0]
+    shown = np.flatnonzero(key == worst)[:MAX_ROWS_SHOWN]
+    detail = "; ".join(
+        f"row {i + 1}: {CUSTOMER_ID} {lines[CUSTOMER_ID].iloc[i]!r}, {ORDERS.ordered_at} "
+        f"{lines[ORDERS.ordered_at].iloc[i]}"
+        for i in shown
+    )
+    raise ContractError(
+        f"{source}, column {ORDERS.order_id!r}: duplicate {ORDERS.order_id} on lines of {what}, "
+        f"{_rows(bad, lines, ORDERS.order_id)}; {lines[ORDERS.order_id].iloc[shown[0]]!r} is on {detail}. "
+        f"Expected each {ORDERS.order_id} once, or repeated only on the lines of one order (same {CUSTOMER_ID} "
+        f"and {ORDERS.ordered_at}), which are summed into one order"
+    )
 
 
 def _all_distinct(values: pd.Series) -> bool:

@@ -46,15 +46,31 @@ class Tables:
 
 
 def _read_file(path: Path) -> pd.DataFrame:
-    """One table file as pandas; CSV cells lose leading blanks (' 17' is customer '17')."""
+    """One table file as pandas.
+
+    CSV as shops export it: a UTF-8 byte-order mark is skipped, quoted fields are unquoted,
+    cells lose leading blanks (' 17' is customer '17'), and the contract's id, category and
+    time columns stay text as written (customer '00123' keeps its zeros, region '01' stays '01').
+    """
     if path.suffix == ".parquet":
         return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)  # no second copy at peak
+    text = {c.name for c in TABLES[path.stem].columns if c.kind in ("id", "category", "time")}
+    options = {"encoding": "utf-8-sig", "skipinitialspace": True}
     try:
-        return pd.read_csv(
-            path, dtype={CUSTOMER_ID: "string", "order_id": "string"}, skipinitialspace=True, low_memory=False
-        )
+        header = pd.read_csv(path, nrows=0, **options).columns
+        dtype = {name: "string" for name in header if str(name).strip() in text}
+        return pd.read_csv(path, dtype=dtype, low_memory=False, **options)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
+    except UnicodeDecodeError as exc:
+        raise ContractError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); "
+            "expected a UTF-8 CSV file: save or export it as UTF-8"
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise ContractError(
+            f"{path}: not a readable CSV file ({exc}); expected one header line and comma-separated rows"
+        ) from exc
 
 
 def find_table_files(data_dir: Path) -> dict[str, Path]:
@@ -74,8 +90,14 @@ def find_table_files(data_dir: Path) -> dict[str, Path]:
     return found
 
 
-def load_tables(data_dir: str | Path, *, offers: tuple[str, ...] = (), orphans: str = "error") -> Tables:
-    """Read and validate every table file found in ``data_dir``."""
+def load_tables(
+    data_dir: str | Path,
+    *,
+    offers: tuple[str, ...] = (),
+    orphans: str = "error",
+    date_format: str | None = None,
+) -> Tables:
+    """Read and validate every table file found in ``data_dir`` (``date_format``: see ``validate``)."""
     files = find_table_files(Path(data_dir))
     if not files:
         raise ContractError(
@@ -84,7 +106,8 @@ def load_tables(data_dir: str | Path, *, offers: tuple[str, ...] = (), orphans: 
         )
     # each raw file is dropped as soon as it is validated, so two copies of a big table never coexist
     checked = {
-        name: validate(TABLES[name], _read_file(path), source=str(path), offers=offers) for name, path in files.items()
+        name: validate(TABLES[name], _read_file(path), source=str(path), offers=offers, date_format=date_format)
+        for name, path in files.items()
     }
     return _assemble(checked, {n: str(p) for n, p in files.items()}, orphans)
 
@@ -96,14 +119,23 @@ def check_tables(
     offers: tuple[str, ...] = (),
     orphans: str = "error",
     allow_empty: bool = False,
+    date_format: str | None = None,
 ) -> Tables:
-    """Validate DataFrames passed from Python exactly as files are validated (``allow_empty``: see ``validate``)."""
+    """Validate DataFrames passed from Python exactly as files are validated (``allow_empty``, ``date_format``:
+    see ``validate``)."""
     unknown = set(frames) - set(TABLES)
     if unknown:
         raise ContractError(f"unknown table(s) {sorted(unknown)}; expected some of {list(TABLES)}")
     sources = sources or {}
     checked = {
-        name: validate(TABLES[name], frame, source=sources.get(name, name), offers=offers, allow_empty=allow_empty)
+        name: validate(
+            TABLES[name],
+            frame,
+            source=sources.get(name, name),
+            offers=offers,
+            allow_empty=allow_empty,
+            date_format=date_format,
+        )
         for name, frame in frames.items()
     }
     return _assemble(checked, sources, orphans)
