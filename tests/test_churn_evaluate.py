@@ -50,3 +50,35 @@ def test_paired_bootstrap_separates_a_win_from_a_tie(scored):
     verdicts = baseline_verdicts(report)
     assert any("**same is as good as the model**" in v for v in verdicts)
     assert any("The model beats **noise**" in v for v in verdicts)
+
+
+def _tied(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with a handful of levels (like a recency baseline), rows sorted churners first."""
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.random(n) * 5) / 5
+    y = (rng.random(n) < 0.3 + 0.4 * p).astype(int)
+    order = np.argsort(-y, kind="stable")
+    return y[order], p[order]
+
+
+def test_tied_scores_give_the_same_metrics_in_any_row_order():
+    y, p = _tied(500, 0)
+    shuffled = np.random.default_rng(1).permutation(len(y))
+    assert metrics(y, p) == pytest.approx(metrics(y[shuffled], p[shuffled]))
+    assert metrics(y, p)["pr_auc"] == pytest.approx(average_precision_score(y, p))
+
+
+def test_tied_lift_counts_the_boundary_group_pro_rata():
+    y = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1, 0.1, 0.1])
+    # top 2: the 0.9 churner, then one of four tied rows of which one churned: 1 + 1/4 hits of 2 rows
+    assert top_share(y, p, 0.2) == pytest.approx((1.25 / 2 / 0.2, 1.25 / 2))
+
+
+@pytest.mark.parametrize("n", [60, 300, 5000])
+def test_intervals_contain_their_estimate_on_small_and_tied_data(n):
+    y, p = _tied(n, n)
+    report = bootstrap_report(y, {"model": p}, reference="model", n_boot=200, seed=0)
+    for name, v in report["models"]["model"].items():
+        lo, hi = v["ci"]
+        assert lo <= v["value"] <= hi, name

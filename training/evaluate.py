@@ -24,13 +24,20 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Average precision: mean precision at the rank of each churner."""
+    """Average precision over distinct score thresholds (tied scores are one threshold, as in scikit-learn).
+
+    Tie-aware so the value does not depend on row order: a bootstrap resample, which shuffles rows, then
+    measures the same thing as the point estimate.
+    """
     order = np.argsort(-p, kind="stable")
-    hits = y[order]
+    ranked, hits = p[order], y[order]
     if hits.sum() == 0:
         return float("nan")
-    precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision[hits == 1].mean())
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last row of each tied group
+    tp = np.cumsum(hits)[last]
+    precision = tp / (last + 1)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -42,12 +49,15 @@ def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
 
 
 def top_share(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
-    """Lift and capture among the ``share`` riskiest customers."""
+    """Lift and capture among the ``share`` riskiest customers; customers tied at the boundary count
+    pro rata (the expectation over random tie-breaks), so row order never matters."""
     k = max(int(round(share * len(y))), 1)
-    top = y[np.argpartition(-p, k - 1)[:k]]
+    edge = np.partition(-p, k - 1)[k - 1]  # minus the k-th highest score
+    above, tied = -p < edge, -p == edge
+    hits = y[above].sum() + (k - above.sum()) * y[tied].mean()
     base = y.mean()
-    lift = top.mean() / base if base > 0 else float("nan")
-    capture = top.sum() / y.sum() if y.sum() > 0 else float("nan")
+    lift = hits / k / base if base > 0 else float("nan")
+    capture = hits / y.sum() if y.sum() > 0 else float("nan")
     return float(lift), float(capture)
 
 
