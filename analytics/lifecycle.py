@@ -10,7 +10,8 @@ this order (``config.STAGES``):
    before contact_at cancels it on the next run.
 2. new_buyer: first order less than ``new_buyer_days`` ago; welcome offer right after it.
 3. lapsed: last order ``lapsed_days`` or more ago.
-4. at_risk: churn probability >= ``at_risk_threshold`` (skipped without probabilities).
+4. at_risk: a buyer (an order before ``as_of``) whose churn probability is >= ``at_risk_threshold``
+   (skipped without probabilities; a prospect is never at risk, and a missing probability never is).
 5. inactive: last order ``inactive_days`` or more ago (exactly 30 days counts).
 6. active: ordered in the last ``inactive_days``.
 7. prospect: known, but no order yet.
@@ -90,7 +91,8 @@ def lifecycle(
     if churn_probability is not None:
         prob = pd.Series(churn_probability, copy=False)
         prob.index = prob.index.astype("string")
-        rules["at_risk"] = prob.reindex(ids).ge(config.at_risk_threshold).fillna(False).astype(bool)
+        at_risk = prob.reindex(ids).ge(config.at_risk_threshold).fillna(False).astype(bool)
+        rules["at_risk"] = at_risk & last.notna()
     conditions = [rules[s].fillna(False).to_numpy(dtype=bool) for s in STAGES]
     stage = np.select(conditions, STAGES, default="prospect")
     actions = config.actions.model_dump()

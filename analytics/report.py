@@ -145,6 +145,7 @@ def render_report(
     horizon_days: int,
     period_days: int | None = None,
     churn_probability: pd.Series | None = None,
+    churn_unscored_reason: pd.Series | None = None,
     churn_model: Section | None = None,
     offer_model: Section | None = None,
     drivers: pd.DataFrame | pd.Series | None = None,
@@ -154,7 +155,9 @@ def render_report(
     """The report as an HTML string; only ``tables``, ``as_of``, ``config`` and ``horizon_days`` are required.
 
     KPIs cover [as_of - period_days, as_of) (default: the churn horizon, so churn is observed);
-    every section after the lifecycle one is rendered only when given.
+    every section after the lifecycle one is rendered only when given. ``churn_probability`` may be null for
+    customers the scorer did not score (prospects, or no churn model); risk bands count only the scored ones and
+    the report says how many were not scored, by ``churn_unscored_reason`` (customer_id -> reason) when given.
     """
     as_of = parse_cutoff(as_of)
     tables = _cut(tables, as_of)
@@ -194,12 +197,7 @@ def render_report(
     out.append(_img(bar_png(sizes, title="Customers per lifecycle stage", xlabel="customers"), "lifecycle stages"))
     out.append(_table(sizes))
     if churn_probability is not None:
-        prob = pd.Series(churn_probability).rename(index=str)
-        band = risk_band(prob, config.lifecycle.risk_bands).reindex(stages[CUSTOMER_ID].astype(str))
-        cross = pd.crosstab(stages[STAGE].to_numpy(), band.to_numpy()).reindex(
-            index=[s for s in STAGES if (stages[STAGE] == s).any()], columns=band.cat.categories, fill_value=0
-        )
-        out.append("<h3>By churn risk band</h3>" + _table(cross.rename_axis(index="stage", columns="risk band")))
+        out.append(_risk_bands(stages, churn_probability, churn_unscored_reason, config))
     if churn_model is not None:
         out.append(_section(churn_model))
     if offer_model is not None:
@@ -209,6 +207,35 @@ def render_report(
     out.extend(_section(s) for s in extra)
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _risk_bands(stages: pd.DataFrame, prob: pd.Series, reasons: pd.Series | None, config: AnalyticsConfig) -> str:
+    """Lifecycle stage x risk band over the scored customers, and how many were not scored and why."""
+    ids = stages[CUSTOMER_ID].astype(str)
+    given = pd.Series(prob).rename(index=str)
+    prob = given.reindex(ids)
+    scored = prob.notna().to_numpy()
+    parts = ["<h3>By churn risk band</h3>"]
+    note = f"Risk bands count the {int(scored.sum()):,} customers with a churn probability"
+    if not scored.all():
+        why = pd.Series("no churn probability", index=ids)
+        why[~ids.isin(given.index).to_numpy()] = "no row in the churn scores"
+        if reasons is not None:
+            stated = pd.Series(reasons).rename(index=str).dropna()
+            stated = stated[~stated.index.duplicated()].reindex(ids)
+            why[stated.notna().to_numpy()] = stated.dropna().to_numpy()
+        counts = why[~scored].value_counts()
+        listed = "; ".join(f"{html.escape(str(r))}: {c:,}" for r, c in counts.items())
+        note += f"; {int((~scored).sum()):,} customers were not scored ({listed})"
+    parts.append(f"<p class='note'>{note}.</p>")
+    if scored.any():
+        band = risk_band(prob[scored], config.lifecycle.risk_bands)
+        stage = stages[STAGE].to_numpy()[scored]
+        cross = pd.crosstab(stage, band.to_numpy()).reindex(
+            index=[s for s in STAGES if (stage == s).any()], columns=band.cat.categories, fill_value=0
+        )
+        parts.append(_table(cross.rename_axis(index="stage", columns="risk band")))
+    return "".join(parts)
 
 
 def write_report(out_html: str | Path, **report) -> Path:

@@ -83,7 +83,9 @@ def report_cmd(
     out: Path = typer.Option(Path("outputs/report.html"), help="self-contained HTML file to write"),
     period_days: int = typer.Option(None, help="KPI period length in days before --as-of (default: churn horizon)"),
     churn_scores: Path = typer.Option(
-        None, help="CSV/Parquet with customer_id and churn_probability: adds at-risk stage and risk bands"
+        None,
+        help="CSV/Parquet with customer_id and churn_probability (null = not scored; churn_unscored_reason says "
+        "why): adds at-risk stage and risk bands",
     ),
     churn_model_dir: Path = typer.Option(None, help="folder with the churn model card (model_card.md, *.csv, *.png)"),
     offer_model_dir: Path = typer.Option(
@@ -103,12 +105,14 @@ def report_cmd(
 
     acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
     cfg, _, tables = load_inputs(data, configs)
-    prob = None
+    prob = unscored = None
     if churn_scores is not None:
         scores = pd.read_parquet(churn_scores) if churn_scores.suffix == ".parquet" else pd.read_csv(churn_scores)
         if "churn_probability" not in scores.columns or CUSTOMER_ID not in scores.columns:
             raise ContractError(f"{churn_scores}: expected columns {CUSTOMER_ID} and churn_probability")
-        prob = scores.set_index(scores[CUSTOMER_ID].astype(str))["churn_probability"]
+        scores = scores.set_index(scores[CUSTOMER_ID].astype(str))
+        prob = scores["churn_probability"]
+        unscored = scores["churn_unscored_reason"] if "churn_unscored_reason" in scores.columns else None
     if cohorts_dir is not None:
         cohort_retention(tables, as_of=as_of, period=acfg.cohorts.period, max_periods=acfg.cohorts.max_periods).write(
             cohorts_dir
@@ -121,6 +125,7 @@ def report_cmd(
         horizon_days=cfg.horizon_days,
         period_days=period_days,
         churn_probability=prob,
+        churn_unscored_reason=unscored,
         churn_model=Section.from_folder("Churn model", churn_model_dir) if churn_model_dir else None,
         offer_model=Section.from_folder("Offer model evaluation", offer_model_dir) if offer_model_dir else None,
         drivers=pd.read_csv(drivers) if drivers else None,
@@ -301,6 +306,11 @@ def score_cmd(
     typer.echo(
         f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)"
     )
+    unscored = int(result.summary["churn_unscored"])
+    if models.churn is None:
+        typer.echo(f"{models.churn_label}: churn fields are null for all {unscored:,}; offers from {models.offer_note}")
+    elif unscored:
+        typer.echo(f"{unscored:,} customers without an order before {as_of} have no churn probability (prospects)")
     if result.store is not None:
         typer.echo(f"refreshed the feature snapshot {result.store}")
 

@@ -2,7 +2,8 @@
 
 Reads: the contract tables, the champions. Writes: ``out`` (Parquet, or CSV on
 request), the SQLite feature snapshot the service reads, one MLflow run in the
-``retain-scoring`` experiment with counts and the score distribution.
+``retain-scoring`` experiment with counts (customers, churn_scored,
+churn_unscored) and the distribution of the churn probabilities that exist.
 
 Features are built once for everyone with the same ``build_features`` call
 training uses (only the cutoff differs); scoring and writing then go chunk by
@@ -119,17 +120,20 @@ def write_scores(chunks, out: Path, fmt: str, total: int, progress: bool = True)
 
 
 class _Summary:
-    """Counts and the score distribution, accumulated chunk by chunk."""
+    """Counts and the score distribution (over the customers with a churn probability), chunk by chunk."""
 
     def __init__(self):
         self.n = 0
+        self.scored = 0
         self.hist = np.zeros(10, dtype=np.int64)
         self.total = 0.0
         self.counts: dict[str, int] = {}
 
     def add(self, chunk: pd.DataFrame) -> None:
-        p = chunk["churn_probability"].to_numpy()
+        p = chunk["churn_probability"].to_numpy(dtype=np.float64)
         self.n += len(p)
+        p = p[~np.isnan(p)]
+        self.scored += len(p)
         self.total += float(p.sum())
         self.hist += np.histogram(p, bins=10, range=(0, 1))[0]
         for col in ("risk_band", "recommended_offer", "lifecycle_stage"):
@@ -137,9 +141,15 @@ class _Summary:
                 self.counts[f"{col}_{key}"] = self.counts.get(f"{col}_{key}", 0) + int(count)
 
     def result(self) -> dict[str, float]:
-        out: dict[str, float] = {"customers": float(self.n), "churn_probability_mean": self.total / max(self.n, 1)}
-        cum = np.cumsum(self.hist) / max(self.n, 1)
-        for q in (0.1, 0.5, 0.9):  # decile-resolution quantiles from the histogram
+        out: dict[str, float] = {
+            "customers": float(self.n),
+            "churn_scored": float(self.scored),
+            "churn_unscored": float(self.n - self.scored),
+        }
+        if self.scored:  # no distribution to report when nobody has a churn probability
+            out["churn_probability_mean"] = self.total / self.scored
+        cum = np.cumsum(self.hist) / max(self.scored, 1)
+        for q in (0.1, 0.5, 0.9) if self.scored else ():  # decile-resolution quantiles from the histogram
             out[f"churn_probability_q{int(q * 100)}"] = float(np.searchsorted(cum, q) + 1) / 10
         out.update({f"churn_probability_bin_{i}": float(v) for i, v in enumerate(self.hist)})
         out.update({f"n_{k}": float(v) for k, v in self.counts.items()})
@@ -200,7 +210,7 @@ def _track(summary: dict, *, out: Path, as_of: str, models: Models, reasons: boo
                 "as_of": as_of,
                 "out": str(out),
                 "reasons": reasons,
-                "churn_model": models.churn.label,
+                "churn_model": models.churn_label,
                 "offer_model": models.offer_note,
             }
         )

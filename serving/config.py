@@ -14,7 +14,9 @@ class BatchConfig(Frozen):
 
 
 class ServingConfig(Frozen):
-    churn_model: str = Field("retain-churn", description="registered churn model name")
+    churn_model: str | None = Field(
+        "retain-churn", description="registered churn model name; optional (no champion: churn fields are null)"
+    )
     offer_model: str | None = Field("retain-offers", description="registered offer model name; optional")
     alias: str = Field("champion", description="the alias the service and batch load")
     risk_bands: tuple[float, ...] = Field((0.3, 0.6), description="band edges: low < e0 <= medium < e1 <= high")

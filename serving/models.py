@@ -3,12 +3,13 @@
 ``load_models`` resolves ``models:/NAME@champion`` to a version, loads it once and
 pulls out what scoring needs: the churn model's LightGBM booster and calibrator
 (the pyfunc wrapper costs 5-8 ms a request), the offer model's boosters and spec.
-It refuses, with :class:`ModelError`, when the churn champion is missing, when a
-model's signature disagrees with its booster, or when the fast path does not
-reproduce the logged model on its own input example. ``Models.check_features``
+It refuses, with :class:`ModelError`, when neither champion is in the registry,
+when a model's signature disagrees with its booster, or when the fast path does
+not reproduce the logged model on its own input example. ``Models.check_features``
 compares the feature list with what the builders produced (the snapshot store or
-a batch build). The offer model is optional: without a champion the scorer
-recommends ``none`` and says why.
+a batch build). Either model may be absent, not both: without a churn champion
+every churn field is null and ``churn_note`` says why; without an offer champion
+the scorer recommends ``none`` and ``offer_note`` says why.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ from serving.prior_boosting import Prior
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-9
+NO_CHURN = "no churn model"  # how churn_model_version starts when there is none
+ORDER_COUNT = "sales_orders_all"  # orders before the as-of date: 0 or missing = not a buyer, no churn score
 
 
 class ModelError(RuntimeError):
     """A champion is missing or does not fit the features; the service refuses to start."""
+
+
+class NoChampion(ModelError):
+    """The registry holds no champion under a configured name (or no model at all to score with)."""
 
 
 def _levels(booster: lgb.Booster, categorical: list[str], what: str) -> dict[str, dict[str, int]]:
@@ -267,33 +274,47 @@ class OfferModel:
 
 @dataclass(frozen=True)
 class Models:
-    """What every scoring path uses: the churn champion and, optionally, the offer champion."""
+    """What every scoring path uses: the churn and offer champions, either one possibly absent (not both)."""
 
-    churn: ChurnModel
+    churn: ChurnModel | None
     offer: OfferModel | None
     offer_note: str  # the offer model's label, or why there is none
+    churn_note: str | None = None  # why there is no churn model (None when there is one)
+
+    def __post_init__(self):
+        if self.churn is None and self.offer is None:
+            raise NoChampion(f"no model to score with: {self.churn_note}; {self.offer_note}")
+        if self.churn is None and not self.churn_note:
+            raise ValueError("Models without a churn model need churn_note saying why")
+
+    @property
+    def churn_label(self) -> str:
+        """The churn model's label, or why there is none (what outputs carry as churn_model_version)."""
+        return self.churn.label if self.churn is not None else str(self.churn_note)
 
     @property
     def versions(self) -> dict[str, str]:
-        return {"churn": self.churn.label, "offer": self.offer_note}
+        return {"churn": self.churn_label, "offer": self.offer_note}
 
     @property
     def features(self) -> tuple[str, ...]:
         """Every feature any model reads, churn model's order first."""
-        extra = [] if self.offer is None else [f for f in self.offer.features if f not in self.churn.features]
-        return (*self.churn.features, *extra)
+        churn = () if self.churn is None else self.churn.features
+        extra = [] if self.offer is None else [f for f in self.offer.features if f not in churn]
+        return (*churn, *extra)
 
     def check_features(self, columns: Iterable[str], *, source: str) -> None:
         """Refuse when the builders' columns differ from a model's feature list (names both sides)."""
         have = set(columns)
-        for label, wanted in ((self.churn.label, self.churn.features), *self._offer_features()):
+        churn = [] if self.churn is None else [(self.churn.label, self.churn.features)]
+        for label, wanted in (*churn, *self._offer_features()):
             missing = [f for f in wanted if f not in have]
             if missing:
                 raise ModelError(
                     f"{label} expects {len(wanted)} features but {source} lacks {len(missing)}: {missing[:10]}; "
                     "retrain the model on the current builders or rebuild the features"
                 )
-        extra = sorted(have - set(self.churn.features) - set(self.features))
+        extra = sorted(have - set(self.features))
         if extra:
             log.warning("%s has %d columns no model reads (first: %s)", source, len(extra), extra[:5])
 
@@ -346,7 +367,7 @@ def load_churn(client, name: str, alias: str) -> ChurnModel:
 
     version = _resolve(client, name, alias)
     if version is None:
-        raise ModelError(
+        raise NoChampion(
             f"no {name}@{alias} in the MLflow registry at {mlflow.get_tracking_uri()}; "
             f"train and promote one first (python -m retain train-churn)"
         )
@@ -447,7 +468,11 @@ def _offer_example(uri: str) -> pd.DataFrame | None:
 
 
 def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Models:
-    """The champions named in ``config``; raises :class:`ModelError` with a clear message when unusable."""
+    """The champions named in ``config``; raises :class:`ModelError` with a clear message when unusable.
+
+    Either champion may be missing from the registry, not both (:class:`NoChampion` then); a champion that is
+    there but does not load or check out is always an error.
+    """
     import mlflow
     from mlflow import MlflowClient
 
@@ -457,7 +482,26 @@ def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Mo
     quiet_telemetry()
     mlflow.set_tracking_uri(tracking_uri or default_uri())
     client = MlflowClient()
-    churn = load_churn(client, config.churn_model, config.alias)
+    churn, churn_note = None, f"{NO_CHURN}: no churn model configured"
+    if config.churn_model is not None:
+        try:
+            churn, churn_note = load_churn(client, config.churn_model, config.alias), None
+        except NoChampion:
+            churn_note = f"{NO_CHURN}: no {config.churn_model}@{config.alias} in the registry"
     offer, note = load_offer(client, config.offer_model, config.alias)
-    log.info("loaded %s and %s", churn.label, note)
-    return Models(churn, offer, note)
+    if churn is None and offer is None:
+        raise NoChampion(
+            f"nothing to score with: {churn_note} and {note.removeprefix(NO_OFFER + ': ')} "
+            f"(MLflow registry at {mlflow.get_tracking_uri()}); train and promote a churn model "
+            "(python -m retain train-churn) or an offer model (python -m retain train-offers) first"
+        )
+    if churn is not None and ORDER_COUNT not in churn.features:
+        raise ModelError(
+            f"{churn.label} does not read {ORDER_COUNT!r}, which tells buyers (scored) from prospects (not scored); "
+            "retrain it on the current builders"
+        )
+    if churn is None:
+        log.warning("%s: churn fields are null, offers come from %s", churn_note, note)
+    models = Models(churn, offer, note, churn_note)
+    log.info("loaded %s and %s", models.churn_label, note)
+    return models

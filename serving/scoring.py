@@ -1,18 +1,28 @@
 """THE scoring function: feature rows in, one score per customer out. HTTP, batch and Spark call it.
 
-A score holds customer_id, as_of, churn_probability, risk_band, lifecycle_stage,
-recommended_offer (``none`` when no offer pays or no offer model is loaded), the
-expected incremental profit of each offer, optionally the top reasons (the
-features that push this customer's churn risk up most, with their values and
-SHAP contributions in log-odds), and the versions of the models used.
+A score holds customer_id, as_of, churn_probability, risk_band,
+churn_unscored_reason, lifecycle_stage, recommended_offer (``none`` when no offer
+pays or no offer model is loaded), the expected incremental profit of each
+offer, optionally the top reasons (the features that push this customer's churn
+risk up most, with their values and SHAP contributions in log-odds), and the
+versions of the models used.
+
+Only buyers get a churn probability: the churn model learned from customers with
+an order before the cutoff (``features.labels``), so a customer with none (the
+feature ``sales_orders_all`` is 0 or missing, :func:`buyers`, the one place this
+is decided) gets churn_probability and risk_band null, no reasons, and
+churn_unscored_reason ``"no order before the as-of date"``. Without a churn
+model every customer is unscored and the reason is the model's absence
+(``Models.churn_note``). Offers do not depend on the churn model: prospects and
+shops without a churn champion still get them.
 
 The lifecycle stage needs order and cart timestamps that a feature row does not
 carry, so callers pass the *base* stage (``analytics.lifecycle.lifecycle``
 without probabilities, which the batch job stores in the snapshot); the scorer
-adds the one rule that needs the model: a customer whose base stage is inactive,
-active or prospect becomes ``at_risk`` at ``at_risk_threshold`` or above. That
-is exactly the rule order of ``analytics.lifecycle`` (at_risk comes after
-abandoned_cart, new_buyer and lapsed). Without a base stage the stage is null.
+adds the one rule that needs the model: a buyer whose base stage is inactive or
+active becomes ``at_risk`` at ``at_risk_threshold`` or above. That is exactly the
+rule order of ``analytics.lifecycle`` (at_risk comes after abandoned_cart,
+new_buyer and lapsed, and needs an order). Without a base stage the stage is null.
 """
 
 from __future__ import annotations
@@ -26,11 +36,12 @@ import pandas as pd
 from analytics.lifecycle import RISK_BANDS
 from features.contract import CUSTOMER_ID, NO_OFFER
 from serving.config import ServingConfig
-from serving.models import Models
+from serving.models import ORDER_COUNT, Models
 
 BASE_STAGE = "lifecycle_base_stage"  # the stage without the churn rule, stored beside the features
-OVERRIDABLE = frozenset({"inactive", "active", "prospect"})  # stages after at_risk in analytics' rule order
+OVERRIDABLE = frozenset({"inactive", "active"})  # buyers' stages after at_risk in analytics' rule order
 AT_RISK = "at_risk"
+NO_ORDER = "no order before the as-of date"
 
 
 def band_labels(edges: Sequence[float]) -> list[str]:
@@ -45,12 +56,32 @@ def risk_bands(p: np.ndarray, edges: Sequence[float]) -> np.ndarray:
 
 
 def stages(base: Sequence | None, p: np.ndarray, threshold: float) -> np.ndarray:
-    """The lifecycle stage: the base stage, or at_risk where the churn rule fires first."""
+    """The lifecycle stage: the base stage, or at_risk where the churn rule fires first (never for a null p)."""
     if base is None:
         return np.full(len(p), None, dtype=object)
     base = np.array([None if _missing(s) else str(s) for s in base], dtype=object)
     late = np.isin(base, list(OVERRIDABLE))
-    return np.where(late & (p >= threshold), AT_RISK, base)
+    return np.where(late & (np.nan_to_num(p, nan=-np.inf) >= threshold), AT_RISK, base)
+
+
+def buyers(columns: Mapping, n: int) -> np.ndarray:
+    """Which rows have an order before the as-of date (``sales_orders_all`` > 0): the ones the churn model scores.
+
+    The one place this rule lives; a missing count (no orders table, or a request without it) is no order.
+    """
+    if ORDER_COUNT not in columns:
+        return np.zeros(n, dtype=bool)
+    values = columns[ORDER_COUNT]
+    if isinstance(values, pd.Series):
+        counts = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    elif isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        counts = values.astype(np.float64, copy=False)
+    else:
+        try:
+            counts = np.array([np.nan if _missing(v) else v for v in values], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"feature {ORDER_COUNT!r}: expected a number or null ({exc})") from exc
+    return np.nan_to_num(counts, nan=0.0) > 0
 
 
 def _missing(v) -> bool:
@@ -88,8 +119,9 @@ class Scores:
 
     customer_id: np.ndarray
     as_of: np.ndarray
-    churn_probability: np.ndarray
-    risk_band: np.ndarray
+    churn_probability: np.ndarray  # NaN where not scored
+    risk_band: np.ndarray  # None where not scored
+    churn_unscored_reason: np.ndarray  # None where scored, else why not
     lifecycle_stage: np.ndarray
     recommended_offer: np.ndarray
     offer_profit: dict[str, np.ndarray]
@@ -108,6 +140,7 @@ class Scores:
             "as_of": pd.array(self.as_of, dtype="string"),
             "churn_probability": self.churn_probability,
             "risk_band": pd.array(self.risk_band, dtype="string"),
+            "churn_unscored_reason": pd.array(self.churn_unscored_reason, dtype="string"),
             "lifecycle_stage": pd.array(self.lifecycle_stage, dtype="string"),
             "recommended_offer": pd.array(self.recommended_offer, dtype="string"),
         }
@@ -129,13 +162,15 @@ class Scores:
         profits = np.column_stack([self.offer_profit[o] for o in offers]) if offers else None
         out = []
         for i in range(len(self)):
+            p = float(self.churn_probability[i])
             out.append(
                 {
                     CUSTOMER_ID: self.customer_id[i],
                     "known": True,
                     "as_of": self.as_of[i],
-                    "churn_probability": float(self.churn_probability[i]),
+                    "churn_probability": None if p != p else p,
                     "risk_band": self.risk_band[i],
+                    "churn_unscored_reason": self.churn_unscored_reason[i],
                     "lifecycle_stage": self.lifecycle_stage[i],
                     "recommended_offer": self.recommended_offer[i],
                     "offer_profit": {} if profits is None else dict(zip(offers, profits[i].tolist(), strict=True)),
@@ -157,11 +192,12 @@ def unknown_record(customer_id: str, models: Models) -> dict:
         "as_of": None,
         "churn_probability": None,
         "risk_band": None,
+        "churn_unscored_reason": None,
         "lifecycle_stage": None,
         "recommended_offer": None,
         "offer_profit": {},
         "reasons": None,
-        "churn_model_version": models.churn.label,
+        "churn_model_version": models.churn_label,
         "offer_model_version": models.offer_note,
     }
 
@@ -170,10 +206,16 @@ def _text(values: np.ndarray) -> list:
     return [None if v is None else str(v) for v in values]
 
 
+def no_reasons(n: int, k: int) -> Reasons:
+    """k empty reason slots per row: what unscored customers (and every customer without a churn model) get."""
+    return Reasons(np.full((n, k), None, dtype=object), np.full((n, k), None, dtype=object), np.full((n, k), np.nan))
+
+
 def top_reasons(contributions: np.ndarray, X: np.ndarray, columns: Mapping, models: Models, k: int) -> Reasons:
     """Per row, up to k features with the largest positive contribution to churn risk, with their values.
 
-    Numeric values come from the model matrix; a text feature's value is the caller's own text.
+    Numeric values come from the model matrix; a text feature's value is the caller's own text. A row whose
+    contributions are all <= 0 (an unscored row holds zeros) gets no reasons.
     """
     n, f = contributions.shape
     k = min(k, f)
@@ -217,27 +259,43 @@ def score(
     n = len(customer_ids)
     if n == 0:
         raise ValueError("nothing to score: the customer list is empty")
-    X = models.churn.encode(columns, n)
-    p = models.churn.predict(X)
+    p = np.full(n, np.nan)
+    unscored = np.full(n, None, dtype=object)
+    why = no_reasons(n, config.reasons_top_k) if reasons else None
+    if models.churn is None:
+        unscored[:] = models.churn_label
+    else:
+        X = models.churn.encode(columns, n)
+        scored = buyers(columns, n)
+        unscored[~scored] = NO_ORDER
+        if scored.all():
+            p = models.churn.predict(X)
+        elif scored.any():
+            p[scored] = models.churn.predict(X[scored])
+        if reasons:
+            contributions = np.zeros(X.shape)
+            if scored.any():
+                contributions[scored] = models.churn.contributions(X[scored])
+            why = top_reasons(contributions, X, columns, models, config.reasons_top_k)
     if models.offer is not None:
         profit, chosen = models.offer.score(columns, n)
         offer_profit = {o: profit[:, k] for k, o in enumerate(models.offer.offers)}
     else:
         offer_profit, chosen = {}, np.full(n, NO_OFFER, dtype=object)
     as_of_values = np.full(n, _day(as_of), dtype=object) if np.ndim(as_of) == 0 else np.array([_day(a) for a in as_of])
-    why = None
-    if reasons:
-        why = top_reasons(models.churn.contributions(X), X, columns, models, config.reasons_top_k)
+    bands = risk_bands(np.nan_to_num(p), config.risk_bands)
+    bands[np.isnan(p)] = None
     return Scores(
         customer_id=np.asarray(customer_ids, dtype=object),
         as_of=as_of_values,
         churn_probability=p,
-        risk_band=risk_bands(p, config.risk_bands),
+        risk_band=bands,
+        churn_unscored_reason=unscored,
         lifecycle_stage=stages(base_stage, p, config.at_risk_threshold),
         recommended_offer=chosen,
         offer_profit=offer_profit,
         reasons=why,
-        churn_model_version=models.churn.label,
+        churn_model_version=models.churn_label,
         offer_model_version=models.offer_note,
     )
 

@@ -9,6 +9,11 @@ Endpoints (all POST with JSON unless noted):
 * ``/reload``         pick up a new champion (and snapshot) without downtime; needs the API key.
 * ``GET /livez``, ``/readyz``, ``/metrics``, ``/docs.json`` (OpenAPI), ``/docs`` (Swagger UI).
 
+Either champion may be absent: with only the offer champion every churn field is
+null and ``churn_unscored_reason`` says why. With neither, the service still
+starts but is not ready: ``/readyz`` and the scoring endpoints answer 503 (the
+endpoints with the reason) until a champion is registered and ``/reload`` loads it.
+
 Settings come from ``configs/serving.yaml`` (``RETAIN_CONFIGS`` names another folder);
 the champions from the MLflow store ``features.runtime.tracking_uri()`` names. When
 the environment variable ``api_key_env`` (default ``RETAIN_API_KEY``) is set, every
@@ -35,7 +40,7 @@ from analytics.config import STAGES
 from features.config import CONFIG_DIR, load_config
 from features.runtime import quiet_telemetry
 from serving.config import ServingConfig
-from serving.models import ModelError, Models, load_models
+from serving.models import ModelError, Models, NoChampion, load_models
 from serving.scoring import BASE_STAGE, score, unknown_record
 from serving.store import SQLiteStore, StoreError
 
@@ -78,14 +83,17 @@ class Score(BaseModel):
     customer_id: str
     known: bool = Field(description="false: the id is not in the feature snapshot; other fields are null")
     as_of: str | None
-    churn_probability: float | None
-    risk_band: str | None
+    churn_probability: float | None = Field(description="null for a customer without a churn score, see the reason")
+    risk_band: str | None = Field(description="low / medium / high; null when churn_probability is")
+    churn_unscored_reason: str | None = Field(
+        description="why churn_probability is null: no order before the as-of date, or no churn model"
+    )
     lifecycle_stage: str | None
     recommended_offer: str | None = Field(description="an offer name, or 'none'")
     offer_profit: dict[str, float] = Field(description="expected incremental profit of each offer vs none")
     reasons: list[Reason] | None
-    churn_model_version: str
-    offer_model_version: str
+    churn_model_version: str = Field(description="the churn model used, or why there is none")
+    offer_model_version: str = Field(description="the offer model used, or why there is none")
 
 
 class ScoreResponse(BaseModel):
@@ -199,8 +207,15 @@ class Retain:
         self._marker = self.config.store_path.with_name(self.config.store_path.name + ".reload")
         self._generation = self._marker_time()
         self._reloading = False
+        self._checked = None
         self.store = self._open_store()
-        self.models = self._load()
+        self.models: Models | None = None
+        self.unready: str | None = None  # why there is nothing to score with (503 until /reload finds a champion)
+        try:
+            self.models = self._load()
+        except NoChampion as exc:
+            self.unready = f"no model to score with: {exc}"
+            logging.getLogger(__name__).error("not ready: %s", self.unready)
 
     # -- start-up and reload -------------------------------------------------------------
     def _open_store(self) -> SQLiteStore:
@@ -218,6 +233,13 @@ class Retain:
         snapshot = [c for c in columns if c != BASE_STAGE]
         models.check_features(snapshot, source=f"the feature snapshot {self.config.store_path}")
         self._checked = columns
+
+    def _current(self) -> Models:
+        """The models to score with, or 503 saying why there are none."""
+        models = self.models
+        if models is None:
+            raise Unavailable(self.unready or "the models are not loaded")
+        return models
 
     def _snapshot_fits(self) -> None:
         """The batch job may have replaced the snapshot since the last request: check its columns once."""
@@ -246,10 +268,11 @@ class Retain:
 
         def work():
             try:
-                self.models = self._load()
+                self.models, self.unready = self._load(), None
                 log.info("followed a reload: %s", self.models.versions)
             except Exception:  # keep serving the models we have
-                logging.getLogger(__name__).exception("reload failed; keeping %s", self.models.versions)
+                kept = self.models.versions if self.models is not None else self.unready
+                logging.getLogger(__name__).exception("reload failed; keeping %s", kept)
             finally:
                 self._generation, self._reloading = stamp, False
 
@@ -269,7 +292,7 @@ class Retain:
         started = time.perf_counter()
         _too_many(len(customer_ids), self.config.max_customers_per_request)
         self._follow_reloads()
-        models = self.models
+        models = self._current()
         hits, columns = self.store.lookup(customer_ids)
         self._snapshot_fits()
         known: dict[str, dict] = {}
@@ -303,14 +326,15 @@ class Retain:
         started = time.perf_counter()
         _too_many(len(rows), self.config.max_customers_per_request)
         self._follow_reloads()
-        models = self.models
+        models = self._current()
         allowed = set(models.features)
         columns: dict[str, list] = {f: [] for f in models.features}
         for i, row in enumerate(rows):
             unknown = [k for k in row.features if k not in allowed]
             if unknown:
                 raise Unprocessable(
-                    f"rows[{i}].features: unknown feature(s) {unknown[:5]}; expected names from {models.churn.label}"
+                    f"rows[{i}].features: unknown feature(s) {unknown[:5]}; "
+                    f"expected names the models read ({models.churn_label}; {models.offer_note})"
                 )
             for f in models.features:
                 columns[f].append(row.features.get(f))
@@ -339,7 +363,7 @@ class Retain:
             models = self._load()
         except ModelError as exc:
             raise Unprocessable(f"kept the current models: {exc}") from exc
-        self.models = models
+        self.models, self.unready = models, None
         self._marker.parent.mkdir(parents=True, exist_ok=True)
         self._marker.write_text(json.dumps(models.versions))
         self._generation = self._marker_time()

@@ -6,10 +6,15 @@ from ``training.offers.train_offers`` when it runs; while it does not, a small
 S-learner is logged in the very format ``serving.offer_predictor`` defines, so the
 serving code is exercised against the same artifact layout. Only tests import
 training; ``serving/`` never does.
+
+``offer_only`` is a second shop and registry: customers and a campaign log but no
+orders table, and only an offer champion (``train_offers``) registered, no churn
+champion; its feature snapshot is written by the batch job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -64,6 +69,65 @@ def champions(root: Path) -> Champions:
         (configs / name).write_text(src.read_text())
     _CACHE["c"] = Champions(root, uri, data_dir, configs, store, source)
     return _CACHE["c"]
+
+
+@contextlib.contextmanager
+def registry(uri: str):
+    """MLFLOW_TRACKING_URI (and MLflow's own setting) pointed at ``uri`` inside the block, restored after."""
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield uri
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = before
+        from features.runtime import tracking_uri
+
+        mlflow.set_tracking_uri(tracking_uri())
+
+
+def offer_only(root: Path) -> Champions:
+    """A shop without orders and a registry with an offer champion only (once per process); the env is left as is.
+
+    Scores, the feature snapshot (``store``) and the registry are under ``root``; ``scores.parquet`` there is the
+    batch job's output as of ``AS_OF``.
+    """
+    if "offer_only" in _CACHE:
+        return _CACHE["offer_only"]
+    from features.demo_data import generate
+    from features.runtime import quiet_telemetry
+    from features.sources import load_tables
+    from serving.config import ServingConfig
+    from serving.models import load_models
+    from training.offers import OfferModelConfig, train_offers
+
+    quiet_telemetry()
+    data_dir = root / "data"
+    data_dir.mkdir(parents=True)
+    for name, frame in generate(N_CUSTOMERS, days=730, seed=SEED).tables.items():
+        if name != "orders":
+            frame.to_parquet(data_dir / f"{name}.parquet", index=False)
+    catalog = OfferCatalog()
+    tables = load_tables(data_dir, offers=catalog.names)
+    configs = root / "configs"
+    configs.mkdir()
+    store = root / "store.sqlite"
+    (configs / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
+    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
+        (configs / name).write_text((Path(__file__).resolve().parents[1] / "configs" / name).read_text())
+    uri = f"sqlite:///{root}/mlflow.db"
+    with registry(uri):
+        config = OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers")
+        train_offers(tables, catalog=catalog, config=config, out_dir=root / "offers")
+        serving = ServingConfig(store=str(store))
+        score_batch(serving, tables, load_models(serving, tracking_uri=uri), root / "scores.parquet", store=store)
+    _CACHE["offer_only"] = Champions(root, uri, data_dir, configs, store, "train_offers")
+    return _CACHE["offer_only"]
 
 
 def _train_churn(tables, root: Path) -> None:

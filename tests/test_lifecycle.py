@@ -143,3 +143,11 @@ def test_config_refuses_inconsistent_rules():
         LifecycleConfig(inactive_days=200, lapsed_days=180)
     with pytest.raises(ValueError, match="extra"):
         LifecycleConfig(inactve_days=30)
+
+
+def test_a_prospect_is_never_at_risk_and_a_missing_probability_is_not_high():
+    """at_risk needs an order before as_of: the churn model does not score prospects, whatever is passed."""
+    t = _tables(orders=[("b", AS_OF - 60 * D), ("c", AS_OF - 60 * D)], customers=["p"])
+    prob = pd.Series({"p": 0.99, "b": 0.99, "c": np.nan})
+    out = lifecycle(t, as_of=AS_OF, churn_probability=prob, config=CFG).set_index("customer_id")
+    assert out.lifecycle_stage.to_dict() == {"b": "at_risk", "c": "inactive", "p": "prospect"}

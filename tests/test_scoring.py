@@ -1,4 +1,8 @@
-"""The one scoring function: same numbers as the logged models, same rules as analytics, honest refusals."""
+"""The one scoring function: same numbers as the logged models, same rules as analytics, honest refusals.
+
+Only buyers get a churn probability; prospects and every customer of an offer-only registry get null churn
+fields with the reason, and offers all the same.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from features.contract import CUSTOMER_ID
 from features.sources import load_tables
 from serving.batch import snapshot_frame
 from serving.config import ServingConfig
-from serving.models import ModelError, Models, load_models
+from serving.models import ModelError, Models, NoChampion, load_models
 from serving.offer_predictor import score_offers
-from serving.scoring import BASE_STAGE, risk_bands, score, score_frame, unknown_record
-from tests.serving_champions import AS_OF, champions
+from serving.scoring import BASE_STAGE, NO_ORDER, risk_bands, score, score_frame, unknown_record
+from tests.serving_champions import AS_OF, champions, offer_only, registry
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +66,10 @@ def test_fast_path_equals_the_logged_models(champ, models, frame):
     for col, levels in models.churn.levels.items():
         X[col] = pd.Categorical(X[col].astype("string"), categories=list(levels))
     scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig())
-    np.testing.assert_allclose(scored["churn_probability"], churn.predict_proba(X)[:, 1], atol=1e-12)
+    buyer = (frame["sales_orders_all"] > 0).to_numpy()
+    assert buyer.any() and not buyer.all()
+    np.testing.assert_allclose(scored["churn_probability"][buyer], churn.predict_proba(X[buyer])[:, 1], atol=1e-12)
+    assert scored["churn_probability"][~buyer].isna().all()
     assert models.offer is not None
     inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
     reference = score_offers(inner.boosters_, inner.spec_, frame)
@@ -83,10 +90,48 @@ def test_lifecycle_stage_matches_analytics_with_probabilities(tables, models, fr
     assert len(both) == len(got)
     assert (got[both] == expected.loc[both, "lifecycle_stage"]).all()
     assert (got == "at_risk").any()
+    assert not (got[prob.isna()] == "at_risk").any()
+
+
+def test_prospects_get_no_churn_fields_but_a_reason_a_stage_and_offers(models, frame):
+    """No order before the as-of date: churn probability, band and reasons null, the reason said, offers given."""
+    scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
+    prospect = (frame["sales_orders_all"].fillna(0) == 0).to_numpy()
+    assert 0 < prospect.sum() < len(frame)
+    gone = scored[prospect]
+    assert gone["churn_probability"].isna().all() and gone["risk_band"].isna().all()
+    assert (gone["churn_unscored_reason"] == NO_ORDER).all()
+    assert gone[[f"reason_{k}" for k in (1, 2, 3)]].isna().all().all()
+    assert (
+        set(gone["lifecycle_stage"]) <= {"prospect", "abandoned_cart"} and (gone["lifecycle_stage"] == "prospect").any()
+    )
+    assert gone["recommended_offer"].notna().all()
+    assert np.isfinite(gone[["profit_free_shipping", "profit_discount_20"]].to_numpy()).all()
+    kept = scored[~prospect]
+    assert kept["churn_probability"].between(0, 1).all() and kept["churn_unscored_reason"].isna().all()
+    assert kept["risk_band"].isin(["low", "medium", "high"]).all() and kept["reason_1"].notna().any()
+    ids = list(frame.index[prospect][:2]) + list(frame.index[~prospect][:1])
+    records = score(frame.loc[ids], ids, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True).records()
+    assert [r["churn_probability"] is None for r in records] == [True, True, False]
+    assert [r["risk_band"] is None for r in records] == [True, True, False]
+    assert [r["churn_unscored_reason"] for r in records] == [NO_ORDER, NO_ORDER, None]
+    assert records[0]["reasons"] == [] == records[1]["reasons"]
+    assert all(r["offer_profit"] for r in records)
+
+
+def test_a_high_probability_never_makes_a_prospect_at_risk():
+    """The at_risk rule is for buyers (inactive, active); a prospect stays prospect, a null probability is not high."""
+    from serving.scoring import stages
+
+    assert list(stages(["prospect", "active", "inactive"], np.array([0.99, 0.99, np.nan]), 0.5)) == [
+        "prospect",
+        "at_risk",
+        "inactive",
+    ]
 
 
 def test_reasons_are_the_largest_positive_contributions_with_values(models, frame):
-    part = frame.head(50)
+    part = frame[frame["sales_orders_all"] > 0].head(50)  # buyers: prospects have none (see below)
     scored = score(part, list(part.index), as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
     contrib = models.churn.contributions(models.churn.encode(part, len(part)))
     for i in range(len(scored)):
@@ -119,15 +164,70 @@ def test_without_an_offer_champion_everyone_gets_none_and_the_output_says_why(ch
     assert (scored["recommended_offer"] == "none").all()
     assert not any(c.startswith("profit_") for c in scored.columns)
     assert (scored["offer_model_version"] == "none: no no-such-offer-model@champion in the registry").all()
-    assert (
-        scored["churn_probability"].tolist()
-        == score_frame(frame.head(20), as_of=AS_OF, models=models, config=config)["churn_probability"].tolist()
+    pd.testing.assert_series_equal(
+        scored["churn_probability"],
+        score_frame(frame.head(20), as_of=AS_OF, models=models, config=config)["churn_probability"],
     )
 
 
-def test_refuses_a_missing_churn_champion(champ):
-    with pytest.raises(ModelError, match="no retain-churn-missing@champion"):
-        load_models(ServingConfig(churn_model="retain-churn-missing"))
+def test_without_a_churn_champion_the_offer_champion_still_scores(champ, models, frame):
+    config = ServingConfig(churn_model="retain-churn-missing")
+    offers_only = load_models(config)
+    assert offers_only.churn is None and offers_only.offer is not None
+    reason = "no churn model: no retain-churn-missing@champion in the registry"
+    assert offers_only.versions == {"churn": reason, "offer": models.offer_note}
+    part = frame.head(30)
+    scored = score_frame(part, as_of=AS_OF, models=offers_only, config=config, reasons=True)
+    full = score_frame(part, as_of=AS_OF, models=models, config=config, reasons=True)
+    assert scored["churn_probability"].isna().all() and scored["risk_band"].isna().all()
+    assert (scored["churn_unscored_reason"] == reason).all() and (scored["churn_model_version"] == reason).all()
+    assert scored["reason_1"].isna().all()
+    assert list(scored.columns) == list(full.columns)
+    for col in ("recommended_offer", "profit_free_shipping", "profit_discount_20", "offer_model_version"):
+        assert scored[col].tolist() == full[col].tolist()
+    assert (scored["lifecycle_stage"] == part[BASE_STAGE].to_numpy()).all()  # no churn rule without a churn model
+
+
+def test_refuses_when_neither_champion_is_registered(champ):
+    with pytest.raises(NoChampion, match="no retain-churn-missing@champion.*no nothing-here@champion"):
+        load_models(ServingConfig(churn_model="retain-churn-missing", offer_model="nothing-here"))
+    with pytest.raises(NoChampion, match="no churn model configured"):
+        load_models(ServingConfig(churn_model=None, offer_model=None))
+
+
+def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factory):
+    """No orders table, no churn champion: every customer unscored with the reason, offers from attributes."""
+    oo = offer_only(tmp_path_factory.mktemp("offer-only"))
+    config = ServingConfig(store=str(oo.store))
+    with registry(oo.uri):
+        models = load_models(config, tracking_uri=oo.uri)
+        inner = mlflow_offer(models)
+    tables = load_tables(oo.data_dir, offers=("free_shipping", "discount_20"))
+    assert tables.orders is None
+    frame = snapshot_frame(
+        tables, as_of=AS_OF, models=models, features=FeaturesConfig(), lifecycle_config=AnalyticsConfig().lifecycle
+    )
+    scored = score_frame(frame, as_of=AS_OF, models=models, config=config)
+    reason = "no churn model: no retain-churn@champion in the registry"
+    assert scored["churn_probability"].isna().all() and (scored["churn_unscored_reason"] == reason).all()
+    assert (scored["churn_model_version"] == reason).all()
+    assert scored["offer_model_version"].str.startswith("retain-offers v").all()
+    reference = score_offers(*inner, frame)
+    for offer in ("free_shipping", "discount_20"):
+        np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"], atol=1e-12)
+    assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
+    attributes = [f for f in models.offer.features if f.startswith(("demo_", "attr_", "social_", "behavior_"))]
+    assert attributes and frame["sales_orders_all"].isna().all()
+    assert scored["profit_discount_20"].nunique() > 10  # the profits differ by what is known of each customer
+    assert set(scored["lifecycle_stage"]) <= {"prospect", "abandoned_cart"}
+
+
+def mlflow_offer(models):
+    """The registered offer model's boosters and spec, through MLflow's own loader."""
+    import mlflow.pyfunc
+
+    inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
+    return inner.boosters_, inner.spec_
 
 
 def test_refuses_features_that_do_not_match_the_model(models, frame):
@@ -137,10 +237,13 @@ def test_refuses_features_that_do_not_match_the_model(models, frame):
 
 
 def test_missing_features_are_missing_and_bad_values_name_the_feature(models, frame):
-    row = frame.head(1)
-    columns = {c: [row[c].iloc[0]] for c in models.features if c != "sales_orders_all"}
+    row = frame[frame["sales_orders_all"] > 0].head(1)
+    columns = {c: [row[c].iloc[0]] for c in models.features if c != "sales_days_since_last_order"}
     scored = score(columns, ["a"], as_of=AS_OF, models=models, config=ServingConfig())
     assert 0 <= scored.churn_probability[0] <= 1
+    no_count = {c: v for c, v in columns.items() if c != "sales_orders_all"}  # no order count: not a known buyer
+    unscored = score(no_count, ["a"], as_of=AS_OF, models=models, config=ServingConfig())
+    assert np.isnan(unscored.churn_probability[0]) and unscored.churn_unscored_reason[0] == NO_ORDER
     with pytest.raises(ValueError, match="sales_orders_all"):
         score({**columns, "sales_orders_all": ["many"]}, ["a"], as_of=AS_OF, models=models, config=ServingConfig())
     with pytest.raises(ValueError, match="empty"):
