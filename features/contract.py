@@ -346,8 +346,9 @@ def _read_bands(values: pd.Series, out: pd.Series, bad: np.ndarray, col: Column,
     read = {v: number[b[0]](b[1], b[2]) for v, b in parsed.items() if b is not None}
     out = out.copy()
     out[bad] = text.map(read).astype("float64").to_numpy()
+    still_bad = values.notna().to_numpy() & out.isna().to_numpy()
     shown = sorted((n, v) for v, n in read.items() if parsed[v][0] != "single")
-    if shown:
+    if shown and not still_bad.any():  # said once the column is read; a bad value stops the job anyway
         mapping = ", ".join(f"{v!r} -> {n:g}" for n, v in shown[:12]) + (" ..." if len(shown) > 12 else "")
         log.warning(
             "%s: %s value(s) are bands, read as their midpoints (%s); an open band lies half the usual band width "
@@ -356,7 +357,7 @@ def _read_bands(values: pd.Series, out: pd.Series, bad: np.ndarray, col: Column,
             f"{int(text.isin([v for _, v in shown]).sum()):,}",
             mapping,
         )
-    return out, values.notna().to_numpy() & out.isna().to_numpy()
+    return out, still_bad
 
 
 def _check_range(values: pd.Series, col: Column, *, where: str) -> None:

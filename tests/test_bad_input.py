@@ -40,7 +40,19 @@ CASES = {
     "unparseable date": ("orders", set_cell("ordered_at", 2, "not-a-date"), ["orders.csv", "ordered_at", "row 3"]),
     "wrong type": ("orders", set_cell("amount", 1, "twelve"), ["orders.csv", "'amount'", "row 2", "number"]),
     "negative amount": ("orders", set_cell("amount", 0, "-5"), ["orders.csv", "negative", "row 1", ">= 0"]),
+    # a repeated order_id is legitimate on the lines of one order (same customer and time) and summed; not here
     "duplicate order_id": ("orders", set_cell("order_id", 1, "o1"), ["orders.csv", "duplicate", "'o1'"]),
+    "order_id of two customers": (
+        "orders",
+        set_cell("order_id", 2, "o1"),
+        ["orders.csv", "'order_id'", "different customers", "row 1: 'o1'", "row 3: 'o1'"],
+    ),
+    "ambiguous dates": (
+        "orders",
+        lambda f: f.assign(ordered_at=["03/01/2024", "04/01/2024", "04/02/2024", "05/10/2024", "06/01/2024"]),
+        ["orders.csv", "'ordered_at'", "ambiguous", "row 1: '03/01/2024'", "date_format"],
+    ),
+    "age code": ("customers", set_cell("age", 1, "K"), ["customers.csv", "'age'", "row 2: 'K'", "band"]),
     "duplicate customer_id": ("customers", set_cell("customer_id", 1, "a"), ["customers.csv", "duplicate"]),
     "unknown event_type": ("events", set_cell("event_type", 3, "teleport"), ["events.csv", "teleport", "row 4"]),
     "unknown offer": ("offers", set_cell("offer", 0, "free_lunch"), ["offers.csv", "free_lunch", "discount_20"]),
