@@ -194,34 +194,38 @@ def parse_time(values: pd.Series, *, where: str, date_format: str | None = None)
         if getattr(values.dt, "tz", None) is not None:
             values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         return values.astype("datetime64[us]")
-    # dates repeat a lot (a day per basket line): every format is tried on the distinct values only
-    codes, distinct = pd.factorize(values.astype("string").str.strip())
-    distinct = pd.Series(distinct, dtype="string")
-    if len(distinct) == 0:
-        return pd.Series(np.full(len(values), np.datetime64("NaT"), dtype="datetime64[us]"), index=values.index)
+    text = values.astype("string").str.strip().reset_index(drop=True)
+    present = text.notna().to_numpy()
 
-    def rows(bad_distinct: np.ndarray) -> str:
-        bad = np.zeros(len(codes), dtype=bool)
-        bad[codes >= 0] = np.asarray(bad_distinct, dtype=bool)[codes[codes >= 0]]
+    def rows(bad: np.ndarray) -> str:
         return _rows(bad, values.to_frame("v"), "v")
 
     if date_format is not None:
-        parsed = _read_dates(distinct, date_format)
-        bad = parsed.isna().to_numpy()
+        parsed = _read_dates(text, date_format)
+        bad = present & parsed.isna().to_numpy()
         if bad.any():
             raise ContractError(
                 f"{where}: unparseable date, {rows(bad)}; expected dates in date_format {date_format!r} "
                 f"(from configs/features.yaml), such as {pd.Timestamp('2024-05-31 10:00').strftime(date_format)!r}"
             )
-    else:
-        aware = distinct.str.contains(_TZ_SUFFIX, na=False).to_numpy()
-        if aware.any() and not aware.all():
-            raise ContractError(
-                f"{where}: mixed time-zone-aware and naive timestamps; {rows(~aware)} have no zone while others do. "
-                "Expected all values with a zone (e.g. 2024-05-01T10:00:00+02:00) or all without."
-            )
-        parsed = _guess_format(distinct, where=where, rows=rows, zoned=bool(aware.any()))
-    out = parsed.to_numpy()[codes]
+        return parsed.set_axis(values.index)
+    aware = text.str.contains(_TZ_SUFFIX, na=False).to_numpy()
+    if aware.any() and not aware[present].all():
+        raise ContractError(
+            f"{where}: mixed time-zone-aware and naive timestamps; {rows(present & ~aware)} have no zone while "
+            "others do. Expected all values with a zone (e.g. 2024-05-01T10:00:00+02:00) or all without."
+        )
+    iso = _read_dates(text, _ISO)
+    if not (present & iso.isna().to_numpy()).any():
+        return iso.set_axis(values.index)
+    # not ISO 8601: one common format for the whole column, chosen on its distinct values (dates repeat a lot)
+    codes, distinct = pd.factorize(text)
+
+    def distinct_rows(bad_distinct: np.ndarray) -> str:
+        return rows(present & np.asarray(bad_distinct, dtype=bool)[np.maximum(codes, 0)])
+
+    parsed = _guess_format(pd.Series(distinct, dtype="string"), where=where, rows=distinct_rows, zoned=aware.any())
+    out = parsed.to_numpy()[np.maximum(codes, 0)]
     out[codes < 0] = np.datetime64("NaT")
     return pd.Series(out, index=values.index, dtype="datetime64[us]")
 
@@ -236,39 +240,49 @@ def _read_dates(text: pd.Series, fmt: str) -> pd.Series:
 
 
 def _guess_format(distinct: pd.Series, *, where: str, rows, zoned: bool) -> pd.Series:
-    """The one reading of a column of distinct date texts: ISO 8601, else the single common format that fits."""
-    iso = _read_dates(distinct, _ISO)
-    if iso.notna().all() or zoned:
-        best, fits = (_ISO, iso), []
-    else:
-        sample = distinct.iloc[:200]
-        readings = [(_ISO, iso)] + [
-            (fmt, _read_dates(distinct, fmt))
-            for fmt in DATE_FORMATS
-            if _read_dates(sample, fmt).notna().any()  # most formats fail on the first values already
-        ]
-        best = max(readings, key=lambda r: int(r[1].notna().sum()))  # ties: the first listed, ISO first
-        fits = [r for r in readings if r[1].notna().all()]
-    fmt, parsed = best
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        expected = _ISO_EXPECTED if fmt == _ISO else f"dates in one format like the others ({fmt})"
+    """The one reading of a column of distinct date texts that are not all ISO 8601: the single common
+    format that fits every value; refused when none fits or when two fit and disagree."""
+    sample = distinct.iloc[:1000]
+    if not zoned:
+        fits = [fmt for fmt in DATE_FORMATS if _read_dates(sample, fmt).notna().all()]
+        for i, fmt in enumerate(fits):
+            parsed = _read_dates(distinct, fmt)
+            if parsed.isna().any():
+                continue
+            for other in fits[i + 1 :]:
+                _refuse_if_ambiguous(distinct, parsed, fmt, other, where=where, rows=rows)
+            log.info("%s: dates read as %s", where, fmt)
+            return parsed
+    # nothing fits: the reading that parses most values (ties: ISO first) names the rows that break it
+    readings = [(_ISO, _read_dates(distinct, _ISO))]
+    if not zoned:
+        readings += [(f, _read_dates(distinct, f)) for f in DATE_FORMATS if _read_dates(sample, f).notna().any()]
+    fmt, parsed = max(readings, key=lambda r: int(r[1].notna().sum()))
+    expected = _ISO_EXPECTED if fmt == _ISO else f"dates in one format like the others ({fmt})"
+    raise ContractError(
+        f"{where}: unparseable date, {rows(parsed.isna().to_numpy())}; expected {expected}, or {_SET_FORMAT} "
+        "(e.g. date_format: '%d/%m/%Y') to declare the format"
+    )
+
+
+def _refuse_if_ambiguous(distinct: pd.Series, parsed: pd.Series, fmt: str, other: str, *, where: str, rows) -> None:
+    """Raise when ``other`` also reads every value, differently (01/02/2024: January 2 or February 1?).
+
+    Read in chunks: the other format usually fails early (a day above 12), so it costs little."""
+    step, differs = 20_000, np.zeros(len(distinct), dtype=bool)
+    for start in range(0, len(distinct), step):
+        chunk = _read_dates(distinct.iloc[start : start + step], other)
+        if chunk.isna().any():
+            return
+        differs[start : start + step] = (chunk != parsed.iloc[start : start + step]).to_numpy()
+    if differs.any():
+        i = int(np.flatnonzero(differs)[0])
+        seen_as = _read_dates(distinct.iloc[i : i + 1], other).iloc[0]
         raise ContractError(
-            f"{where}: unparseable date, {rows(bad)}; expected {expected}, or {_SET_FORMAT} (e.g. date_format: "
-            f"'%d/%m/%Y') to declare the format"
+            f"{where}: ambiguous dates, day and month cannot be told apart: {distinct.iloc[i]!r} is "
+            f"{parsed.iloc[i]:%Y-%m-%d} read as {fmt} but {seen_as:%Y-%m-%d} read as {other} "
+            f"({rows(differs)}); {_SET_FORMAT} to say which, e.g. date_format: '{fmt}'"
         )
-    for other_fmt, other in fits:
-        differs = (other != parsed).to_numpy()
-        if differs.any():
-            i = int(np.flatnonzero(differs)[0])
-            raise ContractError(
-                f"{where}: ambiguous dates, day and month cannot be told apart: {distinct.iloc[i]!r} is "
-                f"{parsed.iloc[i]:%Y-%m-%d} read as {fmt} but {other.iloc[i]:%Y-%m-%d} read as {other_fmt} "
-                f"({rows(differs)}); {_SET_FORMAT} to say which, e.g. date_format: '{fmt}'"
-            )
-    if fmt != _ISO:
-        log.info("%s: dates read as %s", where, fmt)
-    return parsed
 
 
 def parse_cutoff(value) -> pd.Timestamp:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from features.build import build_features
 from features.config import FeaturesConfig
-from features.contract import ContractError
+from features.contract import ContractError, parse_time
 from features.sources import check_tables, load_tables
 from retain.cli import app
 
@@ -233,3 +233,13 @@ def test_an_order_id_at_two_times_is_refused():
     )
     with pytest.raises(ContractError, match="different ordered_at, 2 bad row"):
         check_tables({"orders": orders})
+
+
+@pytest.mark.parametrize("fmt", ["%m/%d/%Y", "%d/%m/%Y"])
+def test_the_one_value_that_settles_day_and_month_may_come_last(fmt):
+    ambiguous = [d for d in pd.date_range("2000-01-01", "2008-12-31") if d.day <= 12]  # over 1,000 distinct
+    dates = [*ambiguous, pd.Timestamp("2009-01-25")]
+    text = pd.Series([d.strftime(fmt) for d in dates], dtype="string")
+    assert list(parse_time(text, where="orders.csv, column 'ordered_at'")) == dates
+    with pytest.raises(ContractError, match="ambiguous"):
+        parse_time(text.iloc[:-1], where="orders.csv, column 'ordered_at'")
