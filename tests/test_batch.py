@@ -19,8 +19,9 @@ from features.sources import load_tables
 from serving.batch import EXPERIMENT
 from serving.config import ServingConfig
 from serving.models import load_models
+from serving.scoring import NO_ORDER
 from serving.store import SQLiteStore
-from tests.serving_champions import AS_OF, champions, score_batch
+from tests.serving_champions import AS_OF, champions, offer_only, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,17 +48,36 @@ def test_scores_every_customer_once_and_refreshes_the_snapshot(setup, tmp_path):
     scores = pd.read_parquet(result.out)
     assert len(scores) == result.customers > 1000
     assert scores["customer_id"].is_unique and scores["customer_id"].is_monotonic_increasing
-    assert scores["churn_probability"].between(0, 1).all()
-    assert set(scores["risk_band"]) <= {"low", "medium", "high"} and scores["lifecycle_stage"].notna().all()
+    scored = scores["churn_probability"].notna()
+    assert scores.loc[scored, "churn_probability"].between(0, 1).all()
+    assert scores.loc[scored, "risk_band"].isin(["low", "medium", "high"]).all()
+    assert scores["lifecycle_stage"].notna().all()
     snapshot = SQLiteStore(store)
     assert snapshot.as_of == AS_OF and snapshot.rows == len(scores)
     hits, columns = snapshot.lookup([scores["customer_id"].iloc[0], "ghost"])
     assert hits == [scores["customer_id"].iloc[0]] and "lifecycle_base_stage" in columns
     run = mlflow.get_run(result.run_id)
     assert run.data.metrics["customers"] == len(scores)
-    assert sum(run.data.metrics[f"churn_probability_bin_{i}"] for i in range(10)) == len(scores)
+    assert run.data.metrics["churn_scored"] == scored.sum() and run.data.metrics["churn_unscored"] == (~scored).sum()
+    assert sum(run.data.metrics[f"churn_probability_bin_{i}"] for i in range(10)) == scored.sum()
+    assert run.data.metrics["churn_probability_mean"] == pytest.approx(scores["churn_probability"].mean())
     assert run.data.params["as_of"] == AS_OF
     assert mlflow.get_experiment_by_name(EXPERIMENT) is not None
+
+
+def test_prospects_are_in_the_file_with_null_churn_fields_and_the_reason(setup, tmp_path):
+    config, tables, _ = setup
+    scores = pd.read_parquet(_run(setup, tmp_path / "scores.parquet", reasons=True, chunk_size=300).out)
+    first = tables.orders[tables.orders["ordered_at"] < AS_OF].groupby("customer_id")["ordered_at"].min()
+    buyer = scores["customer_id"].isin(first.index.astype(str))
+    assert 0 < (~buyer).sum() < len(scores)
+    prospects, buyers = scores[~buyer], scores[buyer]
+    assert prospects["churn_probability"].isna().all() and prospects["risk_band"].isna().all()
+    assert (prospects["churn_unscored_reason"] == NO_ORDER).all() and prospects["reason_1"].isna().all()
+    assert not (prospects["lifecycle_stage"] == "at_risk").any() and (prospects["lifecycle_stage"] == "prospect").any()
+    assert prospects["recommended_offer"].notna().all() and prospects["profit_discount_20"].notna().all()
+    assert buyers["churn_probability"].notna().all() and buyers["churn_unscored_reason"].isna().all()
+    assert pd.api.types.is_float_dtype(scores["churn_probability"])
 
 
 def test_rerun_gives_an_identical_file_whatever_the_chunk_size(setup, tmp_path):
@@ -122,6 +142,45 @@ def test_killed_mid_run_leaves_no_partial_output(champ, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(pd.read_parquet(out)) > 1000
     assert not list(tmp_path.glob(".scores.parquet.*.tmp"))
+
+
+def _score_cli(champ, tmp_path, configs: Path, uri: str, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "retain", "score", "--as-of", AS_OF, "--data", str(champ.data_dir)]
+    cmd += ["--out", str(tmp_path / "scores.parquet"), "--configs", str(configs), "--no-track", *extra]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_score_command_with_only_an_offer_champion(tmp_path_factory, tmp_path):
+    """A shop with customers and a campaign log but no orders, and no churn champion: offers, churn null, said so."""
+    oo = offer_only(tmp_path_factory.mktemp("offer-only"))
+    done = _score_cli(oo, tmp_path, oo.configs, oo.uri, "--store", str(tmp_path / "store.sqlite"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    reason = "no churn model: no retain-churn@champion in the registry"
+    assert reason in done.stdout
+    scores = pd.read_parquet(tmp_path / "scores.parquet")
+    assert len(scores) > 1000
+    assert scores["churn_probability"].isna().all() and scores["risk_band"].isna().all()
+    assert (scores["churn_unscored_reason"] == reason).all() and (scores["churn_model_version"] == reason).all()
+    assert scores["offer_model_version"].str.startswith("retain-offers v").all()
+    assert scores["recommended_offer"].isin(["none", "free_shipping", "discount_20"]).all()
+    assert scores[["profit_free_shipping", "profit_discount_20"]].notna().all().all()
+    reference = pd.read_parquet(oo.root / "scores.parquet")  # the fixture's in-process batch run
+    pd.testing.assert_frame_equal(scores, reference)
+    assert SQLiteStore(tmp_path / "store.sqlite").rows == len(scores)
+
+
+def test_score_command_refuses_when_neither_champion_is_registered(champ, tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
+        (configs / name).write_text((champ.configs / name).read_text())
+    (configs / "serving.yaml").write_text("churn_model: not-trained\noffer_model: not-offered\n")
+    done = _score_cli(champ, tmp_path, configs, champ.uri, "--no-store")
+    assert done.returncode == 2
+    assert "no not-trained@champion" in done.stderr and "no not-offered@champion" in done.stderr
+    assert "train-churn" in done.stderr and "train-offers" in done.stderr
+    assert not (tmp_path / "scores.parquet").exists()
 
 
 def test_refuses_features_that_do_not_match_the_model(setup, tmp_path):
