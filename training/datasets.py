@@ -159,7 +159,7 @@ def plan_cutoffs(
         f"{cutoffs[0]:%Y-%m-%d}..{test:%Y-%m-%d}. Given up: a test in a later period than training, so the "
         "test does not show how the model ages; retrain every horizon"
     )
-    return CutoffPlan(cutoffs, cutoffs, test, cutoffs, cutoffs, horizon_days, CUSTOMERS, note)
+    return CutoffPlan(cutoffs, cutoffs, test, cutoffs, (test,), horizon_days, CUSTOMERS, note)
 
 
 def build_panel(tables: Tables, plan: CutoffPlan, *, config: FeaturesConfig, progress: bool = False) -> pd.DataFrame:
