@@ -29,7 +29,7 @@ EVENT_TYPES = ("visit", "page_view", "add_to_cart", "email_sent", "email_open", 
 NO_OFFER = "none"
 MAX_ROWS_SHOWN = 5
 
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}:?\d{2})$")
+_TZ_SUFFIX = re.compile(r"\d:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}:?\d{2})$")  # after a time: 31-05-2024 has none
 
 
 class ContractError(ValueError):

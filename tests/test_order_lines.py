@@ -243,3 +243,19 @@ def test_the_one_value_that_settles_day_and_month_may_come_last(fmt):
     assert list(parse_time(text, where="orders.csv, column 'ordered_at'")) == dates
     with pytest.raises(ContractError, match="ambiguous"):
         parse_time(text.iloc[:-1], where="orders.csv, column 'ordered_at'")
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["31-May-2024", "1-Jun-2024"],
+        ["May 31, 2024", "Jun 1, 2024"],
+        ["31.05.2024", "01.06.2024"],
+        ["31-05-2024", "01-06-2024"],  # '-2024' is no time-zone offset
+        ["5/31/2024 2:30 PM", "6/1/2024 9:00 AM"],
+        ["2024-05-31T16:30:00+02:00", "2024-06-01T09:00Z"],
+    ],
+)
+def test_common_formats_are_read(texts):
+    got = parse_time(pd.Series(texts), where="orders.csv, column 'ordered_at'")
+    assert [t.date() for t in got] == [pd.Timestamp("2024-05-31").date(), pd.Timestamp("2024-06-01").date()]
