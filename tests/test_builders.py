@@ -11,7 +11,7 @@ from features.build import build_features
 from features.builders import REGISTRY
 from features.config import FeaturesConfig
 from features.sources import check_tables
-from tests.conftest import CUTOFF
+from tests.conftest import CUTOFF, tiny_frames
 
 
 @pytest.fixture
@@ -102,6 +102,15 @@ def test_date_attributes_become_days_before_the_cutoff(frames, as_text):
     frames["customers"]["Last Login"] = dates if as_text else pd.to_datetime(dates)
     feats = build_features(check_tables(frames), cutoff=CUTOFF)
     assert feats.loc["a", "attr_last_login"] == 9 and feats.loc["b", "attr_last_login"] == 0.5
+
+
+def test_date_attributes_in_the_declared_format_become_days():
+    frames = tiny_frames()
+    frames["customers"]["Last Login"] = ["05/01/2024", "05/09/2024", "06/01/2024"]  # day and month: unknowable
+    as_category = build_features(check_tables(frames), cutoff=CUTOFF)
+    assert as_category.loc["a", "attr_last_login"] == "05/01/2024"
+    month_first = build_features(check_tables(frames), cutoff=CUTOFF, config=FeaturesConfig(date_format="%m/%d/%Y"))
+    assert month_first.loc["a", "attr_last_login"] == 9 and month_first.loc["b", "attr_last_login"] == 1
 
 
 def test_every_builder_module_is_registered():

@@ -1,8 +1,8 @@
 """Demographics and custom customer attributes as model-ready values.
 
 Contract columns become ``demo_*``. Every other customers column is a custom
-attribute: numbers and flags stay numeric, dates become days before the cutoff,
-text becomes a category (rare levels folded into "other"), and id-like columns
+attribute: numbers and flags stay numeric, dates (typed, ISO 8601 text, or text
+in the configured ``date_format``) become days before the cutoff, text becomes a category (rare levels folded into "other"), and id-like columns
 (almost one value per customer) are dropped with a warning because a model can
 only memorise them.
 Those choices are made over the whole population (``learn``), so a build over a
@@ -81,7 +81,9 @@ def learn(snap: Snapshot, config: FeaturesConfig) -> Choices:
     levels = config.max_category_levels
     return Choices(
         categories={c: Levels.learn(customers[c], levels) for c in _CATEGORIES},
-        attributes={c: _kind(customers[c], levels, c) for c in customers.columns if c not in contract_cols},
+        attributes={
+            c: _kind(customers[c], levels, c, config.date_format) for c in customers.columns if c not in contract_cols
+        },
     )
 
 
@@ -105,7 +107,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
         if isinstance(kind, Levels):
             out[name] = kind.apply(values)
         elif kind == DAYS:
-            out[name] = (snap.cutoff - _naive(values)).dt.total_seconds() / 86400.0
+            out[name] = (snap.cutoff - _naive(values, config.date_format)).dt.total_seconds() / 86400.0
         elif pd.api.types.is_bool_dtype(values):
             out[name] = values.astype("float64")
         else:
@@ -113,7 +115,7 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     return out
 
 
-def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
+def _kind(values: pd.Series, max_levels: int, column: str, date_format: str | None = None) -> str | Levels:
     """Numbers and flags stay numbers, dates become days before the cutoff, text is a category unless it
     looks like an identifier."""
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -124,8 +126,8 @@ def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
     if values.notna().sum() > 0 and numeric.notna().sum() == values.notna().sum():
         return NUMBER
     text = values.astype("string")
-    if text.notna().any() and _dates(text).notna().sum() == text.notna().sum():
-        return DAYS  # ISO dates in a CSV: "2024-05-01", "2024-05-01 09:30"
+    if text.notna().any() and _dates(text, date_format).notna().sum() == text.notna().sum():
+        return DAYS  # dates in a CSV: "2024-05-01", "2024-05-01 09:30", or "5/1/2024" with date_format "%m/%d/%Y"
     distinct = text.nunique()
     if distinct > 50 and distinct > 0.5 * text.notna().sum():
         log.warning("custom attribute %r looks like an identifier (%d distinct values); not used", column, distinct)
@@ -133,15 +135,19 @@ def _kind(values: pd.Series, max_levels: int, column: str) -> str | Levels:
     return Levels.learn(text, max_levels)
 
 
-def _dates(text: pd.Series) -> pd.Series:
-    """ISO-8601 text as naive UTC timestamps; anything else NaT."""
-    return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
+def _dates(text: pd.Series, date_format: str | None = None) -> pd.Series:
+    """ISO-8601 text (or text in ``date_format``) as naive UTC timestamps; anything else NaT."""
+    out = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).dt.tz_localize(None)
+    if date_format is not None and out.isna().any():
+        declared = pd.to_datetime(text, format=date_format, errors="coerce", utc=True).dt.tz_localize(None)
+        out = out.fillna(declared)
+    return out
 
 
-def _naive(values: pd.Series) -> pd.Series:
+def _naive(values: pd.Series, date_format: str | None = None) -> pd.Series:
     """Dates as naive UTC, in one resolution (Parquet and Spark hand them over in different ones)."""
     if not pd.api.types.is_datetime64_any_dtype(values):
-        values = _dates(values.astype("string"))
+        values = _dates(values.astype("string"), date_format)
     if getattr(values.dt, "tz", None) is not None:
         values = values.dt.tz_convert("UTC").dt.tz_localize(None)
     return values.astype("datetime64[us]")
