@@ -236,22 +236,35 @@ def train_offers_cmd(
     """Train the next-best-offer model on the offers log, choose a policy by off-policy value, register it."""
     import pandas as pd
 
+    from training.offer_split import OfferLogError
     from training.offers import OfferModelConfig, train_offers
 
-    cfg = load_config(OfferModelConfig, configs / "offer_model.yaml")
     updates = {"trials": trials, "max_offers": max_offers, "max_cost": max_cost}
     updates = {k: v for k, v in updates.items() if v is not None}
     if learners:
         updates["learners"] = tuple(x.strip() for x in learners.split(","))
-    cfg = OfferModelConfig.model_validate({**cfg.model_dump(), **updates})
+    try:  # settings first: a bad key or value is exit 2 before any table is read
+        cfg = load_config(OfferModelConfig, configs / "offer_model.yaml")
+        cfg = OfferModelConfig.model_validate({**cfg.model_dump(), **updates})
+        load_config(OfferCatalog, configs / "offers.yaml")
+    except ValueError as exc:
+        typer.secho(f"error: settings: {exc}", fg="red", err=True)
+        sys.exit(2)
     features_cfg, catalog, tables = load_inputs(data, configs)
     known = pd.read_parquet(truth) if truth is not None else None
-    result = train_offers(
-        tables, catalog=catalog, config=cfg, features_config=features_cfg, truth=known, out_dir=out, track=track
-    )
+    try:
+        result = train_offers(
+            tables, catalog=catalog, config=cfg, features_config=features_cfg, truth=known, out_dir=out, track=track
+        )
+    except OfferLogError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(2)
     shipped = result.policies.loc["shipped"]
-    typer.echo(result.learners[["dr_gain", "dr_gain_se"]].to_string())
-    typer.echo(f"learner {result.learner}: {result.fallback.reason}")
+    typer.echo(f"holdout: {result.holdout['description']}")
+    typer.echo(f"conversion value: {result.value.description}")
+    typer.echo(result.learners[["dr_gain", "dr_gain_se", "vs_reference", "vs_reference_se"]].to_string())
+    typer.echo(f"learner {result.learner}: {result.choice.reason}")
+    typer.echo(f"policy: {result.fallback.reason}")
     typer.echo(
         f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing"
     )

@@ -45,7 +45,9 @@ def test_policy_beats_every_single_offer_and_the_dr_interval_holds_the_truth(tra
         low, high = p.loc[policy, ["dr_gain_low", "dr_gain_high"]]
         assert low <= p.loc[policy, "true_gain"] <= high, policy
     assert set(result.learners.index) == {"s", "t", "x", "dr"}
-    assert result.learner == result.learners["dr_gain"].idxmax()
+    # another learner ships only when it beats the reference (t) with confidence on the paired DR scores
+    chosen = result.learners.loc[result.learner]
+    assert result.learner == "t" or chosen["vs_reference_low"] > 0
 
 
 def test_policy_reaches_ninety_percent_of_the_oracle(tracked):

@@ -19,13 +19,14 @@ import json
 import logging
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, field_validator
 from sklearn.model_selection import cross_val_predict
 
 from features.build import build_features, feature_columns
@@ -34,8 +35,10 @@ from features.contract import CUSTOMER_ID, NO_OFFER, OFFERS
 from features.io import write_text_atomic
 from features.sources import Tables
 from serving.offer_predictor import expected_rewards, order_values, save_model
+from training.offer_split import Holdout, OfferLogError, check_arms, choose_holdout, describe_days, split_random
+from training.offer_value import ConversionValue, conversion_value
 from training.offpolicy import evaluate_policies, plot_uplift, qini_summary, realized_reward, true_rewards, uplift_curve
-from training.policy import Fallback, check_against_constant, decide
+from training.policy import Fallback, LearnerChoice, check_against_constant, choose_learner, decide
 from training.uplift import DEFAULT_PARAMS, LEARNERS, make_learner
 
 log = logging.getLogger(__name__)
@@ -47,8 +50,14 @@ ROW = "log_row"  # position of the row in the offers table, to align known truth
 class OfferModelConfig(Frozen):
     """How the offer model is trained, judged and registered (configs/offer_model.yaml)."""
 
-    learners: tuple[str, ...] = Field(LEARNERS, description="uplift learners to try: s, t, x, dr")
-    holdout_share: float = Field(0.3, gt=0, lt=1, description="share of rows in the latest campaigns held out")
+    learners: tuple[str, ...] = Field(
+        LEARNERS, min_length=1, description="uplift learners to try: t, s, x, dr; the first is the reference"
+    )
+    holdout: str = Field("auto", pattern="^(auto|time|random)$", description="auto: time with enough days, else random")
+    holdout_share: float = Field(0.3, gt=0, lt=1, description="share of sends held out (latest days, or at random)")
+    time_holdout_min_days: int = Field(2, ge=2, description="auto: hold out by time from this many campaign days")
+    min_conversions_per_arm: int = Field(5, ge=1, description="refuse when an arm has fewer in training")
+    revenue_statistic: str = Field("mean", pattern="^(mean|median)$", description="log revenue as the default value")
     trials: int = Field(6, ge=0, description="Optuna trials tuning LightGBM; 0 = defaults")
     timeout_s: float | None = Field(300, gt=0, description="stop tuning after this many seconds")
     lgbm: dict[str, float | int] = Field(default_factory=dict, description="LightGBM overrides of the defaults")
@@ -65,6 +74,14 @@ class OfferModelConfig(Frozen):
     gate_margin: float = Field(0.0, ge=0, description="challenger's DR gain must beat the champion's by this")
     seed: int = 7
     n_jobs: int = Field(2, ge=1, description="LightGBM threads")
+
+    @field_validator("learners")
+    @classmethod
+    def _known_learners(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [k for k in value if k not in LEARNERS]
+        if unknown or len(set(value)) != len(value):
+            raise ValueError(f"learners must be distinct names from {LEARNERS}, got {list(value)}")
+        return value
 
 
 @dataclass
@@ -89,12 +106,14 @@ def offer_training_rows(
     The cutoff is the start of the send's day, so nothing from that day leaks in.
     """
     if tables.offers is None:
-        raise ValueError("offer training needs an offers table")
+        raise OfferLogError("offer training needs an offers table (offers.csv or offers.parquet in the data folder)")
     offers = tables.offers.reset_index(drop=True).assign(**{ROW: np.arange(len(tables.offers))})
     arms = [NO_OFFER, *catalog.names]
     unknown = sorted(set(offers[OFFERS.offer]) - set(arms))
     if unknown:
-        raise ValueError(f"offers table: offers {unknown} are not in the catalog {list(catalog.names)}")
+        raise OfferLogError(
+            f"offers table: offers {unknown} are not in the catalog {list(catalog.names)}; add them to configs/offers.yaml"
+        )
     day = offers[OFFERS.sent_at].dt.normalize()
     parts = []
     for cutoff, group in offers.groupby(day, sort=True):
@@ -113,15 +132,16 @@ def offer_training_rows(
     return OfferRows(frame, feats_cols, arms, categories)
 
 
-def split_by_time(rows: OfferRows, holdout_share: float) -> np.ndarray:
-    """Held-out mask: the latest campaign days holding at least ``holdout_share`` of the rows."""
-    day = rows.frame[OFFERS.sent_at].dt.normalize()
-    counts = day.value_counts().sort_index(ascending=False)
-    if len(counts) < 2:
-        raise ValueError("offer log spans a single day; need at least two campaign days to hold the last out")
-    cum = counts.cumsum() / counts.sum()
-    n_days = min(int((cum < holdout_share).sum()) + 1, len(counts) - 1)
-    return day.isin(counts.index[:n_days]).to_numpy()
+def holdout_for(rows: OfferRows, config: OfferModelConfig) -> Holdout:
+    """The held-out sends the settings ask for (see training/offer_split.py)."""
+    return choose_holdout(
+        rows.frame[OFFERS.sent_at],
+        rows.frame[ARM].to_numpy(),
+        kind=config.holdout,
+        holdout_share=config.holdout_share,
+        min_time_days=config.time_holdout_min_days,
+        seed=config.seed,
+    )
 
 
 def logged_propensity(rows: OfferRows, config: OfferModelConfig) -> tuple[np.ndarray, str]:
@@ -229,14 +249,16 @@ class OfferTrainingResult:
     metrics: dict[str, float]
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     holdout: dict = field(default_factory=dict)  # held-out features, rewards and q, to rescore a champion
+    choice: LearnerChoice | None = None
+    value: ConversionValue | None = None
     run_id: str | None = None
     promoted: bool | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _q_and_policy(learner, rows, mask, catalog, config, spec):
-    X = rows.X(mask)
-    proba = learner.predict_proba(X)
+def _policy(learner, rows, mask, catalog, config, spec):
+    """Conversion probabilities, expected rewards and the chosen arm per row of ``mask``."""
+    proba = learner.predict_proba(rows.X(mask))
     value = order_values(rows.frame.loc[mask], spec)
     counts = rows.frame.loc[mask, config.order_count_feature] if config.order_count_feature in rows.features else None
     arms = decide(
@@ -247,7 +269,27 @@ def _q_and_policy(learner, rows, mask, catalog, config, spec):
         max_offers=config.max_offers,
         max_cost=config.max_cost,
     )
-    return proba, expected_rewards(proba, value, catalog), arms, value
+    return proba, expected_rewards(proba, value, catalog), arms
+
+
+def prepare(rows: OfferRows, *, catalog: OfferCatalog, config: OfferModelConfig) -> tuple[Holdout, ConversionValue]:
+    """Every check that can refuse the log, before any model is fitted: holdout, arms, conversion value."""
+    frame = rows.frame
+    holdout = holdout_for(rows, config)
+    check_arms(
+        frame[ARM].to_numpy(),
+        frame[OFFERS.converted].to_numpy().astype(int),
+        holdout.mask,
+        rows.arms,
+        min_conversions=config.min_conversions_per_arm,
+    )
+    value = conversion_value(
+        frame,
+        order_value_feature=config.order_value_feature if config.order_value_feature in rows.features else None,
+        catalog=catalog,
+        statistic=config.revenue_statistic,
+    )
+    return holdout, value
 
 
 def fit_and_evaluate(
@@ -257,12 +299,15 @@ def fit_and_evaluate(
     config: OfferModelConfig,
     truth: pd.DataFrame | None = None,
 ) -> OfferTrainingResult:
-    """Split by time, tune, fit every learner, judge them by DR value on the held-out campaigns, decide."""
+    """Hold out, tune, fit every learner, choose one by paired DR value on the held-out sends, decide."""
     timings = {}
     t0 = time.perf_counter()
     frame = rows.frame
     arm, y = frame[ARM].to_numpy(), frame[OFFERS.converted].to_numpy().astype(int)
-    held = split_by_time(rows, config.holdout_share)
+    holdout, value_source = prepare(rows, catalog=catalog, config=config)
+    held = holdout.mask
+    log.info("holdout: %s", holdout.description)
+    log.info("conversion value: %s", value_source.description)
     propensity, prop_source = logged_propensity(rows, config)
     spec = {
         "arms": rows.arms,
@@ -271,13 +316,16 @@ def fit_and_evaluate(
         "catalog": catalog.model_dump(),
         "order_value_feature": config.order_value_feature if config.order_value_feature in rows.features else None,
         "order_count_feature": config.order_count_feature if config.order_count_feature in rows.features else None,
-        "default_order_value": _default_order_value(rows, config),
+        "default_order_value": value_source.default_order_value,
         "constant_offer": None,
     }
     X = rows.X()
     train_idx = np.flatnonzero(~held)
-    valid = np.zeros(len(train_idx), dtype=bool)  # tuning's own time split inside the training slice
-    valid[int(0.75 * len(train_idx)) :] = True
+    if holdout.kind == "time":  # tuning's own time split inside the training slice
+        valid = np.zeros(len(train_idx), dtype=bool)
+        valid[int(0.75 * len(train_idx)) :] = True
+    else:
+        valid = split_random(arm[train_idx], 0.25, config.seed + 1)
     params = tune_params(X.iloc[train_idx], arm[train_idx], y[train_idx], valid, config)
     timings["tune_s"] = time.perf_counter() - t0
 
@@ -288,20 +336,26 @@ def fit_and_evaluate(
         t_true = true_rewards(truth.iloc[frame.loc[held, ROW].to_numpy()], rows.arms, catalog)
     h_reward, h_arm, h_prop = reward[held], arm[held], propensity[held]
 
-    fitted, learner_rows = {}, []
+    fitted, fit_s = {}, {}
     for kind in config.learners:
         t1 = time.perf_counter()
         learner = make_learner(kind, len(rows.arms), params, config.seed, config.n_jobs)
         learner.fit(X.iloc[train_idx], arm[train_idx], y[train_idx], propensity[train_idx])
-        proba, q, arms, _ = _q_and_policy(learner, rows, held, catalog, config, spec)
-        table = evaluate_policies({kind: arms}, h_reward, h_arm, h_prop, q, true_rewards=t_true)
-        fitted[kind] = (learner, proba, q, arms)
-        learner_rows.append({**table.iloc[0].to_dict(), "learner": kind, "fit_s": time.perf_counter() - t1})
-    learners = pd.DataFrame(learner_rows).set_index("learner")
-    best = str(learners["dr_gain"].idxmax())
-    learner, proba, q, arms = fitted[best]
+        fitted[kind] = (learner, *_policy(learner, rows, held, catalog, config, spec))
+        fit_s[kind] = time.perf_counter() - t1
+    # one outcome model (the reference learner's) corrects every policy's DR score, so differences are paired
+    q = fitted[config.learners[0]][2]
+    choice = choose_learner(
+        {kind: f[3] for kind, f in fitted.items()}, h_reward, h_arm, h_prop, q, confidence=config.confidence
+    )
+    table = evaluate_policies({k: f[3] for k, f in fitted.items()}, h_reward, h_arm, h_prop, q, true_rewards=t_true)
+    learners = table.join(choice.table).assign(fit_s=pd.Series(fit_s))
+    learners.index.name = "learner"
+    best = choice.learner
+    learner, proba, _, arms = fitted[best]
     timings["learners_s"] = time.perf_counter() - t0 - timings["tune_s"]
-    log.info("uplift learners on held-out campaigns (DR gain per customer):\n%s", learners.to_string())
+    log.info("uplift learners on held-out sends (DR gain per send):\n%s", learners.to_string())
+    log.info("learner: %s", choice.reason)
 
     fallback = check_against_constant(arms, h_reward, h_arm, h_prop, q, rows.arms, confidence=config.confidence)
     shipped = arms if fallback.constant_arm is None else np.full(len(arms), fallback.constant_arm)
@@ -328,16 +382,21 @@ def fit_and_evaluate(
         final = make_learner(best, n_arms, params, config.seed, config.n_jobs).fit(X, arm, y, propensity)
         timings["refit_s"] = time.perf_counter() - t1
     spec["terms"] = {rows.arms[a]: terms for a, terms in enumerate(final.terms_)}
-    metrics = _metrics(best, table, learners, qini, fallback, len(frame), int(held.sum()))
+    metrics = _metrics(table, learners, qini, fallback, len(frame), int(held.sum()))
     metrics["propensity_from_log"] = float(prop_source == "log")
+    metrics["default_order_value"] = value_source.default_order_value
+    metrics["own_order_value_share"] = value_source.own_share
     timings["total_s"] = time.perf_counter() - t0
-    holdout = {
-        "frame": frame.loc[held].reset_index(drop=True),
+    held_frame = frame.loc[held]
+    holdout_info = {
+        "frame": held_frame.reset_index(drop=True),
         "reward": h_reward,
         "logged": h_arm,
         "propensity": h_prop,
         "q": q,
-        "days": f"{frame.loc[held, OFFERS.sent_at].min():%Y-%m-%d}..{frame.loc[held, OFFERS.sent_at].max():%Y-%m-%d}",
+        "kind": holdout.kind,
+        "description": holdout.description,
+        "days": _test_tag(held_frame, holdout.kind),
     }
     return OfferTrainingResult(
         best,
@@ -351,27 +410,24 @@ def fit_and_evaluate(
         final.boosters_,
         metrics,
         curves,
-        holdout,
+        holdout_info,
+        choice=choice,
+        value=value_source,
         timings=timings,
     )
 
 
-def _default_order_value(rows: OfferRows, config: OfferModelConfig) -> float:
-    col = config.order_value_feature
-    if col in rows.features:
-        v = pd.to_numeric(rows.frame[col], errors="coerce")
-        v = v[v > 0]
-        if len(v):
-            return float(v.median())
-    if OFFERS.revenue in rows.frame.columns:
-        r = rows.frame[OFFERS.revenue]
-        r = r[r > 0]
-        if len(r):
-            return float(r.median())
-    return 1.0
+def _test_tag(held: pd.DataFrame, kind: str) -> str:
+    """Names the held-out sends for the champion gate: their days, and for a random draw which sends."""
+    days = describe_days(held[OFFERS.sent_at])
+    if kind == "time":
+        return days
+    keys = held[CUSTOMER_ID].astype(str) + "@" + held[OFFERS.sent_at].astype(str)
+    digest = zlib.crc32("\n".join(sorted(keys)).encode())
+    return f"{days} random {len(held)} sends crc32 {digest:08x}"
 
 
-def _metrics(best, table, learners, qini, fallback, n_rows, n_held) -> dict[str, float]:
+def _metrics(table, learners, qini, fallback, n_rows, n_held) -> dict[str, float]:
     m = {"rows": float(n_rows), "heldout_rows": float(n_held), "personalised": float(fallback.constant_arm is None)}
     for policy, row in table.iterrows():
         for col in ("dr_gain", "dr_gain_se", "ipw_gain", "ipw_gain_se", "true_gain"):
@@ -379,6 +435,7 @@ def _metrics(best, table, learners, qini, fallback, n_rows, n_held) -> dict[str,
                 m[f"{policy}_{col}"] = float(row[col])
     for kind, row in learners.iterrows():
         m[f"learner_{kind}_dr_gain"] = float(row["dr_gain"])
+        m[f"learner_{kind}_vs_reference"] = float(row["vs_reference"])
     for name, s in qini.items():
         m[f"qini_{name}"], m[f"auuc_{name}"] = s["qini"], s["auuc"]
     m["gain_over_constant"], m["gain_over_constant_se"] = fallback.gain, fallback.gain_se
@@ -409,7 +466,10 @@ def train_offers(
         save_model(result.boosters, result.spec, out / "model")
         payload = {
             "learner": result.learner,
+            "learner_choice": result.choice.reason,
             "decision": result.fallback.reason,
+            "holdout": result.holdout["description"],
+            "conversion_value": result.value.description,
             "promoted": result.promoted,
             "run_id": result.run_id,
             "metrics": result.metrics,
@@ -423,26 +483,29 @@ def train_offers(
 
 
 def model_card(result: OfferTrainingResult) -> str:
-    """A short card: what ships and why, how each learner and policy did on the held-out campaigns."""
+    """A short card: what ships and why, how each learner and policy did on the held-out sends."""
     cols = [c for c in ("dr_gain", "dr_gain_se", "ipw_gain", "ipw_gain_se", "true_gain") if c in result.policies]
+    learner_cols = [c for c in ("dr_gain", "dr_gain_se", "vs_reference", "vs_reference_se", "true_gain", "fit_s")]
     return "\n".join(
         [
             "# Next-best-offer model",
             "",
-            f"- Learner: {result.learner}-learner (best DR value on held-out campaigns {result.holdout['days']})",
+            f"- Learner: {result.choice.reason if result.choice else result.learner}",
             f"- Decision: {result.fallback.reason}",
+            f"- Holdout: {result.holdout['description']}",
+            f"- Conversion value: {result.value.description if result.value else 'not recorded'}",
             f"- Rows: {int(result.metrics['rows']):,} sends, {int(result.metrics['heldout_rows']):,} held out",
             "",
-            "## Policies on held-out campaigns (profit per send vs sending nothing)",
+            "## Policies on held-out sends (profit per send vs sending nothing)",
             "",
             "```",
             result.policies[cols].round(4).to_string(),
             "```",
             "",
-            "## Learners",
+            "## Learners (the first is the reference; vs_reference is the paired DR difference)",
             "",
             "```",
-            result.learners[["dr_gain", "dr_gain_se"]].round(4).to_string(),
+            result.learners[[c for c in learner_cols if c in result.learners]].round(4).to_string(),
             "```",
             "",
             "Caveats: values are off-policy estimates from a randomised log; when the log is not randomised",
@@ -451,10 +514,19 @@ def model_card(result: OfferTrainingResult) -> str:
     )
 
 
+def offer_signature(example: pd.DataFrame, output: pd.DataFrame):
+    """Inputs: every feature by name, of any type (MLflow then passes a category column through, as
+    ``build-features`` writes it, and the model types it itself); outputs as scored."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
+
+    inputs = Schema([ColSpec(AnyType(), c, required=False) for c in example.columns])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+
+
 def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, truth) -> OfferTrainingResult:
     """The run: parameters, trials as nested runs, tables, Qini plot, pyfunc model, registry and gate."""
     import mlflow
-    from mlflow.models import infer_signature
 
     from serving.offer_predictor import OfferPolicyModel, score_offers
     from training.config import Gate
@@ -466,10 +538,28 @@ def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, t
         mlflow.log_params({"catalog": json.dumps(catalog.model_dump()), "rows": len(rows.frame)})
         result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth)
         mlflow.log_params({f"lgbm_{k}": v for k, v in result.params.items()})
-        mlflow.log_params({"learner": result.learner, "decision": result.fallback.reason[:500]})
+        mlflow.log_params(
+            {
+                "learner": result.learner,
+                "decision": result.fallback.reason[:500],
+                "holdout_kind": result.holdout["kind"],
+                "holdout_description": result.holdout["description"][:500],
+                "conversion_value_source": result.value.source,
+                "conversion_value": result.value.description[:500],
+            }
+        )
+        mlflow.set_tags(
+            {
+                "holdout": result.holdout["kind"],
+                "holdout_description": result.holdout["description"],
+                "conversion_value_source": result.value.source,
+                "learner_choice": result.choice.reason,
+            }
+        )
         mlflow.log_metrics({**result.metrics, GATE_METRIC: result.metrics["shipped_dr_gain"]})
         mlflow.log_text(result.policies.to_csv(), "policies.csv")
         mlflow.log_text(result.learners.to_csv(), "learners.csv")
+        mlflow.log_text(model_card(result), "model_card.md")
         mlflow.log_figure(plot_uplift(result.curves), "qini.png")
         with tempfile.TemporaryDirectory() as tmp:
             folder = save_model(result.boosters, result.spec, Path(tmp) / "offer_model")
@@ -478,7 +568,7 @@ def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, t
                 name="model",
                 python_model=OfferPolicyModel(),
                 artifacts={"offer_model": str(folder)},
-                signature=infer_signature(example, score_offers(result.boosters, result.spec, example)),
+                signature=offer_signature(example, score_offers(result.boosters, result.spec, example)),
                 input_example=example,
                 pip_requirements=pip_requirements(),
             )

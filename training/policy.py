@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from features.config import OfferCatalog
@@ -117,3 +118,65 @@ def check_against_constant(
     )
     log.warning(reason)
     return Fallback(best, best, gain, se, bound, reason)
+
+
+@dataclass(frozen=True)
+class LearnerChoice:
+    """Which learner's policy ships; ``table`` has each one's paired DR gain over the reference."""
+
+    learner: str
+    reference: str
+    table: pd.DataFrame  # per learner: vs_reference, vs_reference_se, vs_reference_low
+    reason: str
+
+
+def choose_learner(
+    policies: dict[str, np.ndarray],
+    reward: np.ndarray,
+    logged: np.ndarray,
+    propensity: np.ndarray,
+    q: np.ndarray,
+    *,
+    confidence: float = 0.95,
+) -> LearnerChoice:
+    """The first policy (the reference, the simplest) unless another beats it with confidence on held-out rows.
+
+    Each learner's policy is scored per row with the same DR correction; the
+    difference from the reference's scores gives a paired mean and standard
+    error. Among the learners whose one-sided lower bound is above zero the one
+    with the largest gain ships; when none is, the reference does, because a
+    DR value that is higher only by noise is no reason to ship a more complex,
+    less stable learner. The bound is Bonferroni-corrected for the number of
+    challengers, so trying more learners does not make a lucky one ship.
+    """
+    names = list(policies)
+    reference = names[0]
+    z = stats.norm.ppf(1 - (1 - confidence) / max(len(names) - 1, 1))  # Bonferroni over the challengers
+    scores = {k: dr_scores(p, reward, logged, propensity, q) for k, p in policies.items()}
+    rows = {}
+    for k in names:
+        diff = scores[k] - scores[reference]
+        mean = float(diff.mean())
+        se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+        rows[k] = {"vs_reference": mean, "vs_reference_se": se, "vs_reference_low": mean - z * se}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    better = table[(table.index != reference) & (table["vs_reference_low"] > 0)]
+    if len(better):
+        best = str(better["vs_reference"].idxmax())
+        row = table.loc[best]
+        reason = (
+            f"{best}-learner beats the reference {reference}-learner by {row['vs_reference']:.4f} "
+            f"± {row['vs_reference_se']:.4f} per send on held-out sends ({confidence:.0%} one-sided, Bonferroni)"
+        )
+    else:
+        best = reference
+        others = table.drop(index=reference)
+        top = str(others["vs_reference"].idxmax()) if len(others) else reference
+        reason = (
+            f"{reference}-learner (the reference): no learner beats it with {confidence:.0%} confidence "
+            f"(best other: {top} {table.loc[top, 'vs_reference']:+.4f} ± {table.loc[top, 'vs_reference_se']:.4f})"
+            if len(others)
+            else f"{reference}-learner (the only one tried)"
+        )
+    log.info(reason)
+    return LearnerChoice(best, reference, table, reason)

@@ -15,6 +15,9 @@ form ``serving.offer_predictor`` scores, so training and serving share one path.
 
 ``fit(X, arm, y, propensity)``: ``propensity`` is P(logged arm | x) per row;
 only the DR-learner reweights by it, the others model outcomes directly.
+Every booster stops early on a seeded fifth of its own rows (at most
+``n_estimators`` trees), so a 1% conversion rate gets the few trees it can
+support and a 10% rate the many it needs.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from serving.offer_predictor import ARM_COLUMN, predict_arm_proba
+from training.offer_split import OfferLogError
 
-LEARNERS = ("s", "t", "x", "dr")
+LEARNERS = ("t", "s", "x", "dr")  # the first listed is the reference the others must beat
 CROSS_FIT_FOLDS = 2
 DEFAULT_PARAMS = {
     "n_estimators": 200,
@@ -37,6 +41,21 @@ DEFAULT_PARAMS = {
     "colsample_bytree": 0.8,
     "reg_lambda": 1.0,
 }
+
+
+EARLY_STOPPING_SHARE = 0.2
+EARLY_STOPPING_ROUNDS = 30
+MIN_EARLY_STOPPING_ROWS = 200
+
+
+def _validation_rows(strata: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded ``EARLY_STOPPING_SHARE`` of each stratum's rows."""
+    rng = np.random.default_rng(seed)
+    valid = np.zeros(len(strata), dtype=bool)
+    for value in np.unique(strata):
+        rows = np.flatnonzero(strata == value)
+        valid[rng.choice(rows, size=int(round(EARLY_STOPPING_SHARE * len(rows))), replace=False)] = True
+    return valid
 
 
 class UpliftLearner:
@@ -54,18 +73,39 @@ class UpliftLearner:
         params = {**DEFAULT_PARAMS, **(self.params or {}), **extra}
         return estimator(**params, random_state=self.random_state, n_jobs=self.n_jobs, verbose=-1)
 
-    def _classifier(self, X: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
+    def _classifier(self, X: pd.DataFrame, y: np.ndarray, **fit_kw) -> lgb.Booster:
         if len(np.unique(y)) < 2:  # an arm where nobody (or everybody) converted
-            raise ValueError(f"{self.kind}-learner: an arm has only one outcome class; cannot fit")
-        return self._lgbm(lgb.LGBMClassifier).fit(X, y).booster_
+            raise OfferLogError(
+                f"{self.kind}-learner: {len(y):,} rows of one arm all have outcome {int(y[0]) if len(y) else '-'}; "
+                "cannot fit a conversion model; log more sends or raise min_conversions_per_arm"
+            )
+        return self._fit(lgb.LGBMClassifier, X, y, strata=y, **fit_kw)
 
     def _regressor(self, X: pd.DataFrame, y: np.ndarray) -> lgb.Booster:
-        return self._lgbm(lgb.LGBMRegressor).fit(X, y).booster_
+        return self._fit(lgb.LGBMRegressor, X, y, strata=np.zeros(len(y), dtype=int))
+
+    def _fit(self, estimator, X: pd.DataFrame, y: np.ndarray, *, strata: np.ndarray, **fit_kw) -> lgb.Booster:
+        """Fit with the number of trees chosen honestly: early stopping on a seeded, stratified
+        ``EARLY_STOPPING_SHARE`` of these rows that the trees never see (rare conversions need far
+        fewer trees than common ones; a fixed count overfits them). Tiny inputs use every row and tree."""
+        model = self._lgbm(estimator)
+        valid = _validation_rows(strata, self.random_state)
+        if valid.sum() < MIN_EARLY_STOPPING_ROWS or len(np.unique(strata[~valid])) < len(np.unique(strata)):
+            return model.fit(X, y, **fit_kw).booster_
+        model.fit(
+            X[~valid],
+            y[~valid],
+            eval_X=X[valid],
+            eval_y=y[valid],
+            callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, first_metric_only=True, verbose=False)],
+            **fit_kw,
+        )
+        return model.booster_
 
     def _check(self, arm: np.ndarray) -> None:
         counts = np.bincount(arm, minlength=self.n_arms)
         if (counts == 0).any():
-            raise ValueError(f"every arm needs training rows; rows per arm: {counts.tolist()}")
+            raise OfferLogError(f"every arm needs training rows; rows per arm: {counts.tolist()}")
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return predict_arm_proba(self.boosters_, self.spec_, X)
@@ -80,9 +120,11 @@ class SLearner(UpliftLearner):
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> SLearner:
         self._check(arm)
-        clf = self._lgbm(lgb.LGBMClassifier)
-        clf.fit(X.assign(**{ARM_COLUMN: arm}), y, categorical_feature=[ARM_COLUMN])
-        self.boosters_ = [clf.booster_]
+        strata = arm * 2 + y  # every arm's conversions and non-conversions on both sides of the stopping split
+        booster = self._fit(
+            lgb.LGBMClassifier, X.assign(**{ARM_COLUMN: arm}), y, strata=strata, categorical_feature=[ARM_COLUMN]
+        )
+        self.boosters_ = [booster]
         self.terms_ = [[{"booster": 0, "weight": 1.0, "arm_code": a}] for a in range(self.n_arms)]
         return self
 
