@@ -42,7 +42,14 @@ class ModelError(RuntimeError):
 
 
 class NoChampion(ModelError):
-    """The registry holds no champion under a configured name (or no model at all to score with)."""
+    """The registry holds no champion under a configured name (or no model at all to score with).
+
+    ``reason`` is the message without the registry's address, fit to show over HTTP.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _levels(booster: lgb.Booster, categorical: list[str], what: str) -> dict[str, dict[str, int]]:
@@ -490,11 +497,11 @@ def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Mo
             churn_note = f"{NO_CHURN}: no {config.churn_model}@{config.alias} in the registry"
     offer, note = load_offer(client, config.offer_model, config.alias)
     if churn is None and offer is None:
-        raise NoChampion(
-            f"nothing to score with: {churn_note} and {note.removeprefix(NO_OFFER + ': ')} "
-            f"(MLflow registry at {mlflow.get_tracking_uri()}); train and promote a churn model "
-            "(python -m retain train-churn) or an offer model (python -m retain train-offers) first"
+        reason = (
+            f"nothing to score with: {churn_note} and {note.removeprefix(NO_OFFER + ': ')}; train and promote a "
+            "churn model (python -m retain train-churn) or an offer model (python -m retain train-offers) first"
         )
+        raise NoChampion(f"{reason} (MLflow registry at {mlflow.get_tracking_uri()})", reason=reason)
     if churn is not None and ORDER_COUNT not in churn.features:
         raise ModelError(
             f"{churn.label} does not read {ORDER_COUNT!r}, which tells buyers (scored) from prospects (not scored); "

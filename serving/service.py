@@ -49,6 +49,8 @@ os.environ.setdefault("OTEL_SDK_DISABLED", "true")  # no tracing exporter here; 
 log = logging.getLogger("retain.requests")
 
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs", "/docs.json")
+SCORING_PATHS = ("/score_ids", "/score_features")
+NOT_READY: dict[str, str] = {}  # "reason": why this worker has no model to score with; the Gate answers 503 with it
 BODY_BYTES_PER_CUSTOMER = 64 * 1024  # generous; a larger body is refused with 413 before parsing
 
 
@@ -148,6 +150,9 @@ class Gate:
         self.recycle_every, self.responses = config.requests_per_connection, 0
 
     async def __call__(self, scope, receive, send):
+        not_ready = NOT_READY.get("reason")  # BentoML hides a 5xx's message, so the Gate says it
+        if scope["type"] == "http" and scope["path"] == "/readyz" and not_ready:
+            return await _json(send, 503, {"error": f"not ready: {not_ready}"})
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
         key = os.environ.get(self.env_var)
@@ -163,6 +168,8 @@ class Gate:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             return await _json(send, 413, {"error": f"request body over {self.max_body:,} bytes"})
+        if not_ready and scope["path"] in SCORING_PATHS:
+            return await _json(send, 503, {"error": f"not ready: {not_ready}"})
         return await self.app(scope, receive, self._recycling(send) if self.recycle_every else send)
 
     def _recycling(self, send):
@@ -210,12 +217,25 @@ class Retain:
         self._checked = None
         self.store = self._open_store()
         self.models: Models | None = None
-        self.unready: str | None = None  # why there is nothing to score with (503 until /reload finds a champion)
         try:
             self.models = self._load()
-        except NoChampion as exc:
-            self.unready = f"no model to score with: {exc}"
-            logging.getLogger(__name__).error("not ready: %s", self.unready)
+        except NoChampion as exc:  # up, but not ready: 503 with the reason until /reload finds a champion
+            logging.getLogger(__name__).error("not ready: %s", exc)
+            self.unready = exc.reason
+        else:
+            self.unready = None
+
+    @property
+    def unready(self) -> str | None:
+        """Why there is nothing to score with (None: ready); shared with the Gate of this worker."""
+        return NOT_READY.get("reason")
+
+    @unready.setter
+    def unready(self, reason: str | None) -> None:
+        if reason is None:
+            NOT_READY.pop("reason", None)
+        else:
+            NOT_READY["reason"] = reason
 
     # -- start-up and reload -------------------------------------------------------------
     def _open_store(self) -> SQLiteStore:

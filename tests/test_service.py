@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,7 +20,8 @@ from serving import launch
 from serving.batch import run_batch
 from serving.config import ServingConfig
 from serving.models import load_models
-from tests.serving_champions import AS_OF, champions
+from serving.scoring import NO_ORDER
+from tests.serving_champions import AS_OF, champions, offer_only
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-123"
@@ -44,29 +47,51 @@ def champ(tmp_path_factory):
     return c
 
 
-@pytest.fixture(scope="module")
-def client(champ):
-    before = os.environ.get("RETAIN_CONFIGS")
-    os.environ["RETAIN_CONFIGS"] = str(champ.configs)
+@contextlib.contextmanager
+def _service(configs: Path, uri: str | None = None):
+    """The service in-process (Service.to_asgi) on the configs in ``configs`` (and the registry at ``uri``)."""
     from starlette.testclient import TestClient
 
     from serving.service import Retain
 
+    saved = {k: os.environ.get(k) for k in ("RETAIN_CONFIGS", "MLFLOW_TRACKING_URI")}
+    os.environ["RETAIN_CONFIGS"] = str(configs)
+    if uri is not None:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
         with TestClient(Retain.to_asgi()) as c:
             yield c
     finally:
-        if before is None:
-            os.environ.pop("RETAIN_CONFIGS", None)
-        else:
-            os.environ["RETAIN_CONFIGS"] = before
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def client(champ):
+    with _service(champ.configs) as c:
+        yield c
+
+
+def _batch_ids(champ, scored: bool) -> list[str]:
+    import pandas as pd
+
+    scores = pd.read_parquet(champ.root / "scores.parquet")
+    return scores.loc[scores["churn_probability"].notna() == scored, "customer_id"].head(5).tolist()
 
 
 @pytest.fixture(scope="module")
 def known_ids(champ):
-    import pandas as pd
+    """Buyers: customers with a churn probability in the batch file."""
+    return _batch_ids(champ, scored=True)
 
-    return pd.read_parquet(champ.root / "scores.parquet")["customer_id"].head(5).tolist()
+
+@pytest.fixture(scope="module")
+def prospect_ids(champ):
+    """Customers without an order before the as-of date: in the snapshot, without a churn probability."""
+    return _batch_ids(champ, scored=False)
 
 
 def _plain(value):
@@ -103,11 +128,47 @@ def test_score_by_ids_agrees_with_the_batch_file(champ, client, known_ids):
         assert len(s["reasons"]) <= 3 and all(x["contribution"] > 0 for x in s["reasons"])
 
 
-def test_score_by_features_equals_score_by_ids(champ, client, known_ids):
+def test_prospects_by_id_have_null_churn_fields_the_reason_a_stage_and_offers(champ, client, prospect_ids):
+    import pandas as pd
+
+    assert len(prospect_ids) == 5
+    r = client.post("/score_ids", json={"customer_ids": prospect_ids, "reasons": True})
+    assert r.status_code == 200, r.text
+    batch = pd.read_parquet(champ.root / "scores.parquet").set_index("customer_id")
+    for s in r.json()["scores"]:
+        assert s["known"] and s["churn_probability"] is None and s["risk_band"] is None
+        assert s["churn_unscored_reason"] == NO_ORDER and s["reasons"] == []
+        assert s["lifecycle_stage"] in ("prospect", "abandoned_cart")
+        row = batch.loc[s["customer_id"]]
+        assert s["lifecycle_stage"] == row["lifecycle_stage"] and s["recommended_offer"] == row["recommended_offer"]
+        assert set(s["offer_profit"]) == {"free_shipping", "discount_20"}
+        for offer, profit in s["offer_profit"].items():
+            assert profit == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+    assert r.json()["models"]["churn"].startswith("retain-churn v")
+
+
+def test_score_by_features_without_orders_is_a_prospect(client, known_ids):
+    """The order count decides: 0 or absent is no order before the as-of date; the same row with orders is scored."""
+    rows = [
+        {"customer_id": "p0", "features": {"sales_orders_all": 0, "demo_region": "North"}},
+        {"customer_id": "p1", "features": {"demo_region": "North"}, "lifecycle_base_stage": "prospect"},
+        {"customer_id": "b", "features": {"sales_orders_all": 2, "sales_days_since_last_order": 40.0}},
+    ]
+    r = client.post("/score_features", json={"rows": rows, "as_of": AS_OF, "reasons": True})
+    assert r.status_code == 200, r.text
+    p0, p1, b = r.json()["scores"]
+    for s in (p0, p1):
+        assert s["churn_probability"] is None and s["churn_unscored_reason"] == NO_ORDER and s["reasons"] == []
+        assert s["recommended_offer"] is not None and s["offer_profit"]
+    assert p1["lifecycle_stage"] == "prospect"
+    assert 0 <= b["churn_probability"] <= 1 and b["churn_unscored_reason"] is None
+
+
+def test_score_by_features_equals_score_by_ids(champ, client, known_ids, prospect_ids):
     from serving.store import SQLiteStore
 
     store = SQLiteStore(champ.store)
-    hits, columns = store.lookup(known_ids[:2])
+    hits, columns = store.lookup([*known_ids[:2], prospect_ids[0]])
     rows = [
         {
             "customer_id": cid,
@@ -205,10 +266,76 @@ def test_every_nth_response_asks_the_client_to_reconnect(tmp_path, monkeypatch, 
     assert probes == [None] * 4
 
 
-def test_refuses_to_start_without_a_champion(champ, tmp_path):
+def test_offer_only_registry_over_http(tmp_path_factory):
+    """Only an offer champion (a shop without orders): ready, churn fields null with the reason, offers filled."""
+    import pandas as pd
+
+    oo = offer_only(tmp_path_factory.mktemp("offer-only"))
+    batch = pd.read_parquet(oo.root / "scores.parquet").set_index("customer_id")
+    ids = batch.index[:5].tolist()
+    reason = "no churn model: no retain-churn@champion in the registry"
+    with _service(oo.configs, oo.uri) as c:
+        assert c.get("/readyz").status_code == 200
+        r = c.post("/score_ids", json={"customer_ids": [*ids, "ghost"], "reasons": True})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["models"]["churn"] == reason and body["models"]["offer"].startswith("retain-offers v")
+        for s in body["scores"][:5]:
+            row = batch.loc[s["customer_id"]]
+            assert s["churn_probability"] is None and s["risk_band"] is None and s["reasons"] == []
+            assert s["churn_unscored_reason"] == reason and s["churn_model_version"] == reason
+            assert s["recommended_offer"] == row["recommended_offer"]
+            for offer, profit in s["offer_profit"].items():
+                assert profit == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+        assert body["scores"][5]["known"] is False and body["scores"][5]["churn_model_version"] == reason
+        features = {"demo_region": "North", "demo_age": 40.0}
+        r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": features}], "as_of": AS_OF})
+        assert r.status_code == 200, r.text
+        s = r.json()["scores"][0]
+        assert s["churn_probability"] is None and s["churn_unscored_reason"] == reason
+        assert s["recommended_offer"] in ("none", "free_shipping", "discount_20")
+        assert set(s["offer_profit"]) == {"free_shipping", "discount_20"}
+        r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": {"nope": 1}}], "as_of": AS_OF})
+        assert r.status_code == 422 and "nope" in r.text and reason in r.text
+
+
+def _configs(tmp_path: Path, champ, serving_yaml: str) -> Path:
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "serving.yaml").write_text(f"store: {champ.store}\nchurn_model: not-trained\n")
+    (configs / "serving.yaml").write_text(f"store: {champ.store}\nworkers: 1\n{serving_yaml}")
+    return configs
+
+
+def test_without_any_champion_the_service_answers_503_with_the_reason_until_a_reload(champ, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    name = f"late-churn-{tmp_path.name}"
+    configs = _configs(tmp_path, champ, f"churn_model: {name}\noffer_model: not-offered\n")
+    monkeypatch.setenv("RETAIN_API_KEY", KEY)
+    ok = {"Authorization": f"Bearer {KEY}"}
+    with _service(configs, champ.uri) as c:
+        assert c.get("/livez").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503 and f"no {name}@champion" in r.text and "mlflow.db" not in r.text
+        r = c.post("/score_ids", json={"customer_ids": ["a"]}, headers=ok)
+        assert r.status_code == 503 and f"no {name}@champion" in r.text and "no not-offered@champion" in r.text
+        r = c.post("/score_features", json={"rows": [{"customer_id": "a", "features": {}}], "as_of": AS_OF}, headers=ok)
+        assert r.status_code == 503 and "train-churn" in r.text
+        assert c.post("/reload", headers=ok).status_code == 422  # still nothing to load: kept unready
+        client = MlflowClient(tracking_uri=champ.uri)
+        champion = client.get_model_version_by_alias("retain-churn", "champion")
+        client.create_registered_model(name)
+        late = client.create_model_version(name, champion.source, run_id=champion.run_id)
+        client.set_registered_model_alias(name, "champion", late.version)
+        r = c.post("/reload", headers=ok)
+        assert r.status_code == 200 and r.json()["churn"] == f"{name} v{late.version}"
+        assert c.get("/readyz").status_code == 200
+        r = c.post("/score_ids", json={"customer_ids": ["a"]}, headers=ok)
+        assert r.status_code == 200 and r.json()["scores"][0]["known"] is False
+
+
+def test_refuses_to_start_without_a_champion(champ, tmp_path):
+    configs = _configs(tmp_path, champ, "churn_model: not-trained\noffer_model: not-offered\n")
     r = subprocess.run(
         [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(launch.free_port())],
         cwd=ROOT,
@@ -218,7 +345,42 @@ def test_refuses_to_start_without_a_champion(champ, tmp_path):
         env={**os.environ, "MLFLOW_TRACKING_URI": champ.uri},
     )
     assert r.returncode == 2
-    assert "refusing to start" in r.stderr and "not-trained@champion" in r.stderr
+    assert "refusing to start" in r.stderr and "not-trained@champion" in r.stderr and "not-offered@champion" in r.stderr
+
+
+@pytest.mark.slow
+def test_retain_serve_starts_with_only_an_offer_champion(tmp_path_factory):
+    """`retain serve` (pre-check, then the real bentoml server) accepts an offer-only registry and serves offers."""
+    oo = offer_only(tmp_path_factory.mktemp("offer-only"))
+    port = launch.free_port()
+    cmd = [sys.executable, "-m", "retain", "serve", "--configs", str(oo.configs), "--port", str(port)]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": oo.uri, "RETAIN_WORKERS": "1"}
+    env.pop("RETAIN_API_KEY", None)
+    log = oo.root / f"serve-{port}.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            launch.wait_ready(base, proc)
+        except RuntimeError as exc:
+            raise AssertionError(log.read_text()[-3000:]) from exc
+        import pandas as pd
+
+        ids = pd.read_parquet(oo.root / "scores.parquet")["customer_id"].head(3).tolist()
+        r = httpx.post(f"{base}/score_ids", json={"customer_ids": ids})
+        assert r.status_code == 200, r.text
+        scores = r.json()["scores"]
+        assert all(s["churn_probability"] is None and s["recommended_offer"] for s in scores)
+        assert {s["churn_unscored_reason"] for s in scores} == {
+            "no churn model: no retain-churn@champion in the registry"
+        }
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # retain serve and the bentoml server it started
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _start(champ, port: int, key: str | None, workers: int = 1, log: Path | None = None) -> subprocess.Popen:
