@@ -1,4 +1,8 @@
-"""HTTP, batch and Spark give the same scores for the same customers (Spark in local[2] mode)."""
+"""HTTP, batch and Spark give the same scores for the same customers (Spark in local[2] mode).
+
+Prospects come out of Spark with null churn fields and the reason, as from the batch job, and an offer-only
+registry scores through Spark's entry point.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from features.config import load_config
 from features.sources import load_tables
 from serving.config import ServingConfig
 from serving.models import load_models
-from tests.serving_champions import AS_OF, build_settings, champions, score_batch
+from serving.scoring import NO_ORDER
+from tests.serving_champions import AS_OF, build_settings, champions, offer_only, registry, score_batch
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +68,15 @@ def test_http_batch_and_spark_agree(loaded, tmp_path):
             body = client.post("/score_ids", json={"customer_ids": ids, "reasons": True}).json()
     finally:
         os.environ.pop("RETAIN_CONFIGS") if before is None else os.environ.update(RETAIN_CONFIGS=before)
+    assert any(s["churn_probability"] is None for s in body["scores"])  # prospects among them
     for s in body["scores"]:
         row = by_batch.loc[s["customer_id"]]
-        assert s["churn_probability"] == pytest.approx(row["churn_probability"], abs=1e-12)
+        if pd.isna(row["churn_probability"]):
+            assert s["churn_probability"] is None and s["churn_unscored_reason"] == row["churn_unscored_reason"]
+        else:
+            assert s["churn_probability"] == pytest.approx(row["churn_probability"], abs=1e-12)
         assert (s["risk_band"], s["lifecycle_stage"], s["recommended_offer"]) == (
-            row["risk_band"],
+            None if pd.isna(row["risk_band"]) else row["risk_band"],
             row["lifecycle_stage"],
             row["recommended_offer"],
         )
@@ -119,6 +128,38 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp
         spark.stop()
     assert len(by_spark) == len(by_batch)
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    first = tables.orders[tables.orders["ordered_at"] < AS_OF].groupby("customer_id")["ordered_at"].min()
+    prospect = ~by_spark.index.isin(first.index.astype(str))
+    assert 0 < prospect.sum() < len(by_spark)
+    assert by_spark.loc[prospect, "churn_probability"].isna().all() and by_spark.loc[prospect, "risk_band"].isna().all()
+    assert (by_spark.loc[prospect, "churn_unscored_reason"] == NO_ORDER).all()
+    assert by_spark.loc[prospect, "reason_1"].isna().all() and by_spark.loc[prospect, "recommended_offer"].notna().all()
+    assert by_spark.loc[~prospect, "churn_probability"].notna().all()
+
+
+def test_spark_submit_scores_offers_with_only_an_offer_champion(tmp_path_factory, tmp_path):
+    """No orders table, no churn champion: Spark gives the batch job's offers, churn fields null with the reason."""
+    from serving.spark import local_session, main
+
+    oo = offer_only(tmp_path_factory.mktemp("offer-only"))
+    tables = load_tables(oo.data_dir, offers=("free_shipping", "discount_20"))
+    config = load_config(ServingConfig, oo.configs / "serving.yaml")
+    out = tmp_path / "spark-scores"
+    with registry(oo.uri):
+        models = load_models(config)
+        batch = score_batch(config, replace(tables, offers=None), models, tmp_path / "scores.parquet")
+        spark = local_session(2)
+        try:
+            main(["--data", str(oo.data_dir), "--as-of", AS_OF, "--out", str(out), "--configs", str(oo.configs)])
+        finally:
+            spark.stop()
+    by_spark = pd.read_parquet(out).set_index("customer_id").sort_index()
+    by_batch = pd.read_parquet(batch.out).set_index("customer_id")
+    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    reason = "no churn model: no retain-churn@champion in the registry"
+    assert by_spark["churn_probability"].isna().all() and (by_spark["churn_unscored_reason"] == reason).all()
+    assert by_spark["recommended_offer"].notna().all() and by_spark["profit_discount_20"].notna().all()
+    assert by_spark["offer_model_version"].str.startswith("retain-offers v").all()
 
 
 def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(loaded):
