@@ -16,6 +16,7 @@ import struct
 import subprocess
 import time
 import zlib
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -298,3 +299,98 @@ def test_chromium_check_catches_a_broken_image(tmp_path):
     assert seen["images"] == [["gone", True, 0, 0]]
     assert any("exceptionDetails" in e for e in seen["errors"])
     assert shutil.which(CHROMIUM)
+
+
+class _Cells(HTMLParser):
+    """The text of every <td>/<th> cell, row by row, of the first table after ``start``."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows, self._in_cell, self._done = [], False, False
+
+    def handle_starttag(self, tag, attrs):
+        if self._done:
+            return
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._in_cell = True
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._in_cell = False
+        elif tag == "table":
+            self._done = True
+
+    def handle_data(self, data):
+        if self._in_cell and not self._done:
+            self.rows[-1][-1] += data.strip()
+
+
+def _band_table(html_text: str) -> pd.DataFrame:
+    """The 'By churn risk band' table as stage x band counts."""
+    parser = _Cells()
+    parser.feed(html_text[html_text.index("By churn risk band") :])
+    header, *body = [r for r in parser.rows if r]
+    bands = header[-3:]
+    rows = [r for r in body if r[0] not in ("stage", "")]
+    return pd.DataFrame(
+        [[int(v.replace(",", "")) for v in r[-3:]] for r in rows], index=[r[0] for r in rows], columns=bands
+    )
+
+
+def test_risk_bands_count_only_scored_customers_and_say_who_was_not_scored(tables):
+    """Prospects (no order before as_of) have a null churn probability: out of the bands, counted with the reason."""
+    customers = pd.concat(
+        [tables.customers, pd.DataFrame({"customer_id": [f"p{i}" for i in range(40)], "region": "north"})]
+    )
+    with_prospects = check_tables({"orders": tables.orders, "customers": customers, "events": tables.events})
+    buyers = sorted(tables.orders.loc[tables.orders["ordered_at"] < AS_OF, "customer_id"].astype(str).unique())
+    prob = pd.Series(np.linspace(0, 1, len(buyers)), index=buyers)
+    prob = pd.concat([prob, pd.Series(np.nan, index=[f"p{i}" for i in range(40)])])
+    reasons = pd.Series([None] * len(buyers) + ["no order before the as-of date"] * 40, index=prob.index)
+    html = render_report(
+        tables=with_prospects,
+        as_of=AS_OF,
+        config=AnalyticsConfig(),
+        horizon_days=90,
+        churn_probability=prob.iloc[:-5],  # the last 5 prospects have no row at all
+        churn_unscored_reason=reasons.iloc[:-5],
+    )
+    assert (
+        f"Risk bands count the {len(buyers):,} customers with a churn probability; 40 customers were not scored "
+        "(no order before the as-of date: 35; no row in the churn scores: 5)"
+    ) in html
+    table = _band_table(html)
+    assert table.to_numpy().sum() == len(buyers)
+    assert "prospect" not in table.index
+    assert list(table.columns) == ["low", "medium", "high"]
+
+
+def test_report_command_reads_the_reason_from_the_scores_file(tables, tmp_path):
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    data = tmp_path / "data"
+    data.mkdir()
+    customers = pd.concat([tables.customers, pd.DataFrame({"customer_id": ["p0", "p1"], "region": "south"})])
+    tables.orders.to_csv(data / "orders.csv", index=False)
+    customers.to_csv(data / "customers.csv", index=False)
+    buyers = sorted(tables.orders.loc[tables.orders["ordered_at"] < AS_OF, "customer_id"].astype(str).unique())
+    scores = pd.DataFrame(
+        {
+            "customer_id": [*buyers, "p0", "p1"],
+            "churn_probability": [*np.linspace(0, 1, len(buyers)), None, None],
+            "churn_unscored_reason": [None] * len(buyers) + ["no order before the as-of date"] * 2,
+        }
+    )
+    scores.to_parquet(tmp_path / "scores.parquet", index=False)
+    out = tmp_path / "report.html"
+    args = ["report", "--as-of", "2024-10-15", "--data", str(data), "--out", str(out)]
+    done = CliRunner().invoke(app, [*args, "--churn-scores", str(tmp_path / "scores.parquet")])
+    assert done.exit_code == 0, done.output
+    html = out.read_text()
+    assert "2 customers were not scored (no order before the as-of date: 2)" in html
+    assert _band_table(html).to_numpy().sum() == len(buyers)
