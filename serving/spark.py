@@ -27,7 +27,9 @@ pickle as model text). Run on a cluster with::
 skipped); ``--features`` takes built feature rows instead. The driver loads the
 champions from the registry (``MLFLOW_TRACKING_URI``) once; executors need the
 project's Python dependencies (lightgbm, scikit-learn, pandas, pyarrow, duckdb),
-not registry access.
+not registry access. As everywhere, prospects get null churn fields with the
+reason, and an offer champion alone is enough (churn fields null, offers filled);
+with neither champion ``load_models`` refuses before Spark does any work.
 """
 
 from __future__ import annotations
