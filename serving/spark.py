@@ -29,7 +29,7 @@ champions from the registry (``MLFLOW_TRACKING_URI``) once; executors need the
 project's Python dependencies (lightgbm, scikit-learn, pandas, pyarrow, duckdb),
 not registry access. As everywhere, prospects get null churn fields with the
 reason, and an offer champion alone is enough (churn fields null, offers filled);
-with neither champion ``load_models`` refuses before Spark does any work.
+with neither champion ``main`` refuses before it starts Spark.
 """
 
 from __future__ import annotations
@@ -325,8 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--orphans", default="error", choices=["error", "drop"], help="rows of unknown customers")
     args = parser.parse_args(argv)
     config = load_config(ServingConfig, f"{args.configs}/serving.yaml")
+    models = load_models(config)  # refuses (no champion at all, a broken one) before Spark starts
     spark = SparkSession.builder.appName("retain-scoring").config("spark.sql.session.timeZone", "UTC").getOrCreate()
-    models = load_models(config)
     if args.data:
         scores = score_tables_spark(
             read_tables(spark, args.data),
