@@ -221,3 +221,13 @@ def test_spark_submit_entry_point_scores_a_folder_of_parquet_tables(champ, loade
     by_spark = pd.read_parquet(out).set_index("customer_id").sort_index()
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+
+
+def test_spark_submit_refuses_before_starting_spark_when_neither_champion_is_registered(champ, tmp_path):
+    from serving.models import NoChampion
+    from serving.spark import main
+
+    (tmp_path / "serving.yaml").write_text("churn_model: not-trained\noffer_model: not-offered\n")
+    with pytest.raises(NoChampion, match="no not-trained@champion.*no not-offered@champion"):
+        main(["--data", str(tmp_path), "--as-of", AS_OF, "--out", str(tmp_path / "out"), "--configs", str(tmp_path)])
+    assert not (tmp_path / "out").exists()
