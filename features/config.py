@@ -13,7 +13,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from features.contract import NO_OFFER
+from features.contract import NO_OFFER, ContractError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = ROOT / "configs"
@@ -89,10 +89,13 @@ class OfferCatalog(Frozen):
 
 
 def load_config(model: type[M], path: str | Path) -> M:
-    """Read one YAML file into a frozen model; a missing file means all defaults."""
+    """Read one YAML file into a frozen model; a missing file means all defaults.
+
+    A bad setting is a ContractError naming the file, so the CLI exits 2 with the message.
+    """
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) if path.exists() else {}
     try:
+        data = yaml.safe_load(path.read_text()) if path.exists() else {}
         return model.model_validate(data or {})
     except Exception as exc:
-        raise ValueError(f"{path}: {exc}") from exc
+        raise ContractError(f"{path}: {exc}") from exc

@@ -45,7 +45,9 @@ def load_inputs(data: Path, configs: Path, orphans: str | None = None):
 
     features = load_config(FeaturesConfig, configs / "features.yaml")
     catalog = load_config(OfferCatalog, configs / "offers.yaml")
-    tables = load_tables(data, offers=catalog.names, orphans=orphans or features.orphans)
+    tables = load_tables(
+        data, offers=catalog.names, orphans=orphans or features.orphans, date_format=features.date_format
+    )
     return features, catalog, tables
 
 

@@ -107,3 +107,29 @@ def test_good_input_writes_features(data_dir, tmp_path):
 def test_cutoff_is_required(data_dir, tmp_path):
     result = CliRunner().invoke(app, ["build-features", "--data", str(data_dir)])
     assert result.exit_code != 0 and "cutoff" in result.output.lower()
+
+
+def test_a_bad_setting_names_the_file_and_exits_2(data_dir, tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "features.yaml").write_text('date_format: "mdY"\n')
+    result, out = run_build(data_dir, tmp_path, "--configs", str(configs))
+    assert result.exit_code == 2 and "features.yaml" in result.output and "date_format" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit) and not out.exists()
+
+
+def test_the_configured_date_format_reaches_the_loader(tmp_path):
+    """Dates a CLI user declared as day-first are read day-first, not refused as ambiguous."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "orders.csv").write_text("customer_id,ordered_at,amount\na,02/03/2024,10\nb,05/04/2024,20\n")
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    out = tmp_path / "features.parquet"
+    args = ["build-features", "--data", str(data), "--cutoff", "2024-03-03", "--out", str(out)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "date_format" in refused.output  # 02/03 could be either
+    (configs / "features.yaml").write_text('date_format: "%d/%m/%Y"\n')
+    result = CliRunner().invoke(app, [*args, "--configs", str(configs)])
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_parquet(out)["customer_id"]) == ["a"]  # 2 March is before the cutoff, 5 April is not
