@@ -44,7 +44,7 @@ class Gate(Frozen):
 class MinimumData(Frozen):
     """Refuse to train below these counts."""
 
-    customers: int = Field(500, ge=1, description="labelled customers at the test cutoff")
+    customers: int = Field(200, ge=1, description="labelled customers at the test cutoff")
     churners: int = Field(50, ge=1, description="churners (and non-churners) at the test cutoff and in training")
 
 
