@@ -10,8 +10,11 @@ customers with 8 numeric features and a region. A conversion is worth $10
 (``margin_per_order``); a send costs 15x the base conversion rate in dollars
 ($0.15 at 1%), so an offer pays only where it lifts conversion enough. With
 heterogeneity each promo multiplies conversion by 5 in its own segment (30%
-of customers) and does nothing elsewhere; without it, each promo lifts
-everyone's conversion by 10%, which never pays its cost.
+of customers) and does nothing elsewhere, so sending nothing is the best
+constant policy and targeting pays; without it, every customer's conversion
+rises by the same amount, 3x the base rate with promo_a (which pays for
+everyone, so "promo_a for all" is the best policy there is) and 1x with
+promo_b (which never pays).
 
 Per setting and seed the real pipeline (``fit_and_evaluate``: random
 stratified holdout, every learner, paired choice, constant fallback, refit on
@@ -37,7 +40,8 @@ import pandas as pd
 
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
 from serving.offer_predictor import expected_rewards, score_offers
-from training.offers import ARM, ROW, OfferModelConfig, OfferRows, fit_and_evaluate, holdout_for, logged_propensity
+from training.offer_rows import ARM, ROW, OfferRows, logged_propensity
+from training.offers import OfferModelConfig, fit_and_evaluate, holdout_for
 from training.offpolicy import evaluate_policies, realized_reward
 from training.policy import check_against_constant, decide
 from training.uplift import make_learner
@@ -65,8 +69,10 @@ def true_conversion(X: pd.DataFrame, n_arms: int, base: float, heterogeneous: bo
     segments = [(X["f0"] > 0.52).to_numpy(), ((X["region"] == "south") & (X["f1"] > -0.43)).to_numpy()]
     cols = [p0]
     for k in range(n_arms - 1):
-        lift = np.where(segments[k], 5.0, 1.0) if heterogeneous else np.full(len(X), 1.1)
-        cols.append(p0 * lift)
+        if heterogeneous:  # x5 in the promo's own segment, nothing elsewhere
+            cols.append(p0 * np.where(segments[k], 5.0, 1.0))
+        else:  # the same absolute lift for everyone: +3x base for promo_a (pays), +1x base for promo_b (does not)
+            cols.append(p0 + (3.0 if k == 0 else 1.0) * base)
     return np.clip(np.column_stack(cols), 0, 1)
 
 

@@ -10,7 +10,8 @@ import pytest
 from features.config import CONFIG_DIR, OfferCatalog, load_config
 from features.demo_data import generate
 from features.sources import check_tables
-from training.offers import OfferModelConfig, champion_gain, train_offers
+from training.offer_registry import champion_gain
+from training.offers import OfferModelConfig, train_offers
 from training.registry import input_example
 
 pytestmark = pytest.mark.slow

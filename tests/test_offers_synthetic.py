@@ -11,14 +11,9 @@ import pytest
 
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
 from tests.offers_synthetic import offer_log
+from training.offer_rows import ROW, logged_propensity, offer_training_rows
 from training.offer_split import split_by_time
-from training.offers import (
-    ROW,
-    OfferModelConfig,
-    logged_propensity,
-    offer_training_rows,
-    train_offers,
-)
+from training.offers import OfferModelConfig, train_offers
 from training.uplift import make_learner
 
 pytestmark = pytest.mark.slow
@@ -100,7 +95,7 @@ def test_a_log_that_is_not_randomised_is_flagged_and_propensities_are_estimated(
     offers.loc[rich & (offers["offer"] == "discount_20"), "offer"] = "none"  # the best customers never get it
     tables = replace(tables, offers=offers)
     rows = offer_training_rows(tables, catalog=CATALOG)
-    with caplog.at_level(logging.WARNING, logger="training.offers"):
+    with caplog.at_level(logging.WARNING, logger="training.offer_rows"):
         propensity, source = logged_propensity(rows, FAST)
     assert source == "estimated" and "does not look randomised" in caplog.text and "discount_20" in caplog.text
     high = rows.frame["customer_id"].isin(rich_ids).to_numpy()
