@@ -157,7 +157,7 @@ def suite(args) -> None:
                     r.update(arms=n_arms, base=base, heterogeneous=het, seed=seed, sends=sizes[base])
                     results.append(r)
                     print(
-                        f"arms={n_arms} base={base:.0%} het={het} seed={seed}: shipped {r['shipped']:.4f} "
+                        f"arms={n_arms} base={base:.0%} effect={'segment' if het else 'everyone'} seed={seed}: shipped {r['shipped']:.4f} "
                         f"({r['learner']}, {'personalised' if r['personalised'] else 'constant ' + str(r['shipped_constant'])}) "
                         f"constant {r['constant']:.4f} T {r['t_plain']:.4f} oracle {r['oracle']:.4f} [{r['fit_s']:.0f}s]",
                         flush=True,
@@ -170,15 +170,15 @@ def suite(args) -> None:
         f"profit per send on {EVAL_CUSTOMERS:,} fresh customers, mean over {args.seeds} seeds "
         "(± SE over seeds); 'worse' counts seeds where the shipped policy's true value is below the reference's.",
         "",
-        "| arms | base conv. | heterogeneity | sends | shipped | best constant | plain T | oracle "
-        "| shipped - constant | worse | shipped - plain T | worse | learners shipped | personalised |",
+        "| arms | base conv. | effect | sends | shipped | best constant | plain T | oracle "
+        "| shipped - constant | worse | shipped - plain T | worse | learner shipped | personalised |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (n_arms, base, het), g in frame.groupby(["arms", "base", "heterogeneous"], sort=False):
         worse_c = int((g["vs_constant"] < -1e-12).sum())
         worse_t = int((g["vs_t_plain"] < -1e-12).sum())
         lines.append(
-            f"| {n_arms} | {base:.0%} | {'yes' if het else 'no'} | {g['sends'].iloc[0]:,} | {g['shipped'].mean():.4f} "
+            f"| {n_arms} | {base:.0%} | {'segment' if het else 'everyone'} | {g['sends'].iloc[0]:,} | {g['shipped'].mean():.4f} "
             f"| {g['constant'].mean():.4f} | {g['t_plain'].mean():.4f} | {g['oracle'].mean():.4f} "
             f"| {_mean_se(g['vs_constant'])} | {worse_c}/{len(g)} | {_mean_se(g['vs_t_plain'])} | {worse_t}/{len(g)} "
             f"| {','.join(g['learner'])} | {int(g['personalised'].sum())}/{len(g)} |"
@@ -202,7 +202,7 @@ def timing(args) -> None:
     X["demo_region"] = pd.Categorical(rng.choice(["north", "south", "east"], n))
     arm = rng.integers(0, 3, n)
     effect = np.column_stack([np.zeros(n), 0.15 * (X["f0"] > 0.5), 0.2 * (X["f1"] > 0.8)])
-    y = (rng.random(n) < 0.05 + 0.03 * (X["f2"] > 0) + effect[np.arange(n), arm]).astype(int)
+    y = (rng.random(n) < 0.05 + 0.03 * (X["f2"] > 0) + effect[np.arange(n), arm]).astype(int).to_numpy()
     sent = pd.Timestamp("2026-01-05") + pd.to_timedelta(np.sort(rng.integers(0, 10, n)) * 14, unit="D")
     frame = X.assign(
         customer_id=np.arange(n).astype(str),
@@ -224,8 +224,8 @@ def timing(args) -> None:
         f"{n:,} offer-log rows ({int((~held).sum()):,} train / {int(held.sum()):,} held out), "
         f"{len(rows.features)} features, {args.threads} threads; propensity + randomisation check {prep_s:.1f} s",
         "",
-        "| learner | fit (s) | policy on held-out (s) | evaluation (s) | held-out DR gain / send |",
-        "|---|---|---|---|---|",
+        "| learner | fit (s) | trees per booster | policy on held-out (s) | evaluation (s) | held-out DR gain / send |",
+        "|---|---|---|---|---|---|",
     ]
     for kind in args.learners.split(","):
         t0 = time.perf_counter()
@@ -244,7 +244,8 @@ def timing(args) -> None:
         eval_s = time.perf_counter() - t0
         gain = table.loc["learned"]
         lines.append(
-            f"| {kind} | {fit_s:.1f} | {policy_s:.1f} | {eval_s:.1f} | {gain['dr_gain']:.3f} ± {gain['dr_gain_se']:.3f} |"
+            f"| {kind} | {fit_s:.1f} | {'/'.join(str(b.num_trees()) for b in learner.boosters_)} | {policy_s:.1f} "
+            f"| {eval_s:.1f} | {gain['dr_gain']:.3f} ± {gain['dr_gain_se']:.3f} |"
         )
         print(lines[-1], flush=True)
     print("\n".join(lines))

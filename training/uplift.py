@@ -102,10 +102,13 @@ class UpliftLearner:
         )
         return model.booster_
 
-    def _check(self, arm: np.ndarray) -> None:
+    def _check(self, arm, y) -> tuple[np.ndarray, np.ndarray]:
+        """Arms and outcomes as numpy arrays; every arm must have rows."""
+        arm, y = np.asarray(arm), np.asarray(y)
         counts = np.bincount(arm, minlength=self.n_arms)
         if (counts == 0).any():
             raise OfferLogError(f"every arm needs training rows; rows per arm: {counts.tolist()}")
+        return arm, y
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return predict_arm_proba(self.boosters_, self.spec_, X)
@@ -119,7 +122,7 @@ class SLearner(UpliftLearner):
     kind = "s"
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> SLearner:
-        self._check(arm)
+        arm, y = self._check(arm, y)
         strata = arm * 2 + y  # every arm's conversions and non-conversions on both sides of the stopping split
         booster = self._fit(
             lgb.LGBMClassifier, X.assign(**{ARM_COLUMN: arm}), y, strata=strata, categorical_feature=[ARM_COLUMN]
@@ -133,7 +136,7 @@ class TLearner(UpliftLearner):
     kind = "t"
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> TLearner:
-        self._check(arm)
+        arm, y = self._check(arm, y)
         self.boosters_ = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
         self.terms_ = [[{"booster": a, "weight": 1.0, "arm_code": None}] for a in range(self.n_arms)]
         return self
@@ -143,7 +146,7 @@ class XLearner(UpliftLearner):
     kind = "x"
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> XLearner:
-        self._check(arm)
+        arm, y = self._check(arm, y)
         outcome = [self._classifier(X[arm == a], y[arm == a]) for a in range(self.n_arms)]
         boosters = list(outcome)
         control = arm == 0
@@ -171,7 +174,7 @@ class DRLearner(UpliftLearner):
     kind = "dr"
 
     def fit(self, X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, propensity: np.ndarray | None = None) -> DRLearner:
-        self._check(arm)
+        arm, y = self._check(arm, y)
         n = len(y)
         if propensity is None:  # a randomised log with constant shares
             propensity = (np.bincount(arm, minlength=self.n_arms) / n)[arm]
