@@ -170,7 +170,7 @@ def main() -> None:
     y = outcome.to_numpy()
     report = bootstrap_report(y, scores, reference="retain", n_boot=args.bootstrap, seed=0)
     plan = next(line for line in card.splitlines() if line.startswith("- plan:"))
-    start = next(line for line in card.splitlines() if line.startswith("The trees start"))
+    start = next(line for line in card.splitlines() if line.startswith("The model is"))
     print(f"Ta-Feng, {len(y):,} held-out buyers scored at {AS_OF:%Y-%m-%d}, churn rate {y.mean():.3f}; "
           f"train-churn {train_s:.0f} s, score {score_s:.0f} s; {args.bootstrap} paired bootstrap resamples; "
           f"{os.cpu_count()} cores, {platform.machine()}\n")  # fmt: skip

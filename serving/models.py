@@ -161,7 +161,7 @@ class ChurnModel:
         threads = {"num_threads": 1} if len(X) < 1000 else {}
         raw = self.booster.predict(X, raw_score=self.raw_score, **threads)
         if self.prior is not None:
-            raw = raw + self.prior.log_odds(self._prior_inputs(X))
+            raw = self.prior.tree_weight * raw + self.prior.log_odds(self._prior_inputs(X))
         return np.mean([c.predict(raw) for c in self.calibrators], axis=0)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
@@ -169,6 +169,7 @@ class ChurnModel:
         prior's constant) left out."""
         out = self.booster.predict(X, pred_contrib=True)[:, :-1]
         if self.prior is not None:
+            out = self.prior.tree_weight * out
             out[:, list(self.prior_index)] += self.prior.terms(self._prior_inputs(X))
         return out
 

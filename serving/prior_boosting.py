@@ -8,8 +8,10 @@ prior does not. A :class:`Prior` is a linear score on a few features:
 probabilities and ``log1p`` for counts, days and money; a missing value adds 0.
 BG/NBD's P(no order in the horizon) is the prior with one term of weight 1; an
 RFM logistic regression (recency, frequency, value, tenure and BG/NBD) is the
-prior with several. Raw score = trees(X) + prior(X); without a prior it is a
-plain LGBMClassifier. Training fits it, the registry stores it (plain lists and
+prior with several. Raw score = w * trees(X) + prior(X), where ``w`` (the
+prior's ``tree_weight``) is 1, or 0 when validation showed that the trees only
+add noise and the prior alone ships; without a prior it is a plain
+LGBMClassifier. Training fits it, the registry stores it (plain lists and
 floats, so skops can load it), serving reads ``prior`` to add the same offset on
 its fast path. SHAP contributions put each term on its own column and the
 constant beside the trees' bias, so they still add up to the raw score.
@@ -17,6 +19,7 @@ constant beside the trees' bias, so they still add up to the raw score.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -53,6 +56,7 @@ class Prior:
     coef: tuple[float, ...]
     center: tuple[float, ...]
     constant: float = 0.0
+    tree_weight: float = 1.0  # the trees' share of the raw score: 1, or 0 for the prior alone
 
     @classmethod
     def single(cls, column: str) -> Prior:
@@ -100,8 +104,16 @@ class PriorBoostedLGBM(lgb.LGBMClassifier):
         return self.fit(X, y, **evals, **kwargs)
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
-        """The log-odds: trees plus the prior's; what calibration maps to probabilities."""
-        return lgb.LGBMModel.predict(self, X, raw_score=True) + self.offset(X)
+        """The log-odds: (weighted) trees plus the prior's; what calibration maps to probabilities."""
+        prior = self.prior
+        trees = lgb.LGBMModel.predict(self, X, raw_score=True)
+        return trees if prior is None else prior.tree_weight * trees + prior.log_odds(X)
+
+    def alone(self) -> PriorBoostedLGBM:
+        """A copy that scores with the prior alone (tree weight 0); the trees stay, unused."""
+        other = copy.copy(self)
+        other.prior_fields_ = {**self.prior_fields_, "tree_weight": 0.0}
+        return other
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,
                       pred_contrib=False, validate_features=False, **kwargs):  # fmt: skip
@@ -113,8 +125,8 @@ class PriorBoostedLGBM(lgb.LGBMClassifier):
         out = lgb.LGBMModel.predict(
             self, X, True, start_iteration, num_iteration, False, pred_contrib, validate_features, **kwargs
         )
+        out = prior.tree_weight * np.asarray(out, dtype=np.float64)
         if pred_contrib:
-            out = np.array(out, dtype=np.float64)
             out[:, [list(X.columns).index(c) for c in prior.columns]] += prior.terms(X)
             out[:, -1] += prior.constant
             return out

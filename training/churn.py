@@ -33,6 +33,7 @@ from training.evaluate import roc_auc
 
 log = logging.getLogger(__name__)
 
+ALONE = "_alone"  # a start whose trees are weighed 0: the prior alone
 # the RFM logistic prior's inputs: recency, frequency, value, tenure (log1p) and BG/NBD's prediction (logit)
 RFM_FEATURES = (
     "sales_days_since_last_order",
@@ -126,7 +127,8 @@ class FittedChurn:
     method: str
     rounds: int
     prior: Prior | None = None
-    valid_auc: dict[str, float] | None = None  # calibration-rows AUC of each candidate start
+    valid_auc: dict[str, float] | None = None  # validation-rows AUC of each candidate start
+    start: str = "none"  # the chosen candidate: none, bg_nbd, rfm, or a prior alone (bg_nbd_alone, rfm_alone)
 
 
 def rfm_prior(train: Rows, bg_nbd: str | None) -> Prior | None:
@@ -166,25 +168,26 @@ def fit_churn_model(
     """
     priors = candidate_priors(train, bg_nbd)
     boosters = {name: fit_booster(train, stop, params, seed=config.seed, prior=p) for name, p in priors.items()}
-    scores = {name: b.decision_function(calib.X) for name, b in boosters.items()}
-    auc = {name: _auc(calib.y, s) for name, s in scores.items()}
-    best = choose_start(calib.y, scores, seed=config.seed)
+    for name in [n for n, p in priors.items() if p is not None]:
+        boosters[f"{name}{ALONE}"] = boosters[name].alone()  # the baseline itself, in case the trees only add noise
+    held = _join(stop, calib)
+    scores = {name: b.decision_function(held.X) for name, b in boosters.items()}
+    auc = {name: _auc(held.y, s) for name, s in scores.items()}
+    best = choose_start(held.y, scores, default="rfm" if "rfm" in scores else list(scores)[-1], seed=config.seed)
     booster = boosters[best]
     rounds = booster.best_iteration_ or params.max_rounds
     method = config.calibration
-    # Platt scaling has two parameters: the early-stopping rows too make it steadier on small shops
-    return FittedChurn(calibrate(booster, _join(stop, calib), method), booster, method, rounds, priors[best], auc)
+    return FittedChurn(calibrate(booster, held, method), booster, method, rounds, booster.prior, auc, best)
 
 
-def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, seed: int, n_boot: int = 200) -> str:
-    """The richest start (the last candidate: RFM, which holds the baselines) unless another ranks ``y``
-    better with 95% confidence (paired bootstrap of ROC AUC); then the best of those that do.
+def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, default: str, seed: int, n_boot: int = 200) -> str:
+    """``default`` unless another candidate ranks ``y`` better with 95% confidence (paired bootstrap of
+    ROC AUC); then the best of those that do.
 
-    On a small validation slice the AUCs differ by noise; defaulting to the start that already is the
-    best baseline keeps the model from shipping below it on a coin flip.
+    On a small validation slice the AUCs differ by noise; defaulting to the trees from the RFM start,
+    which already hold the baselines, keeps the model from moving on a coin flip.
     """
     names = list(scores)
-    default = names[-1]
     rng = np.random.default_rng(seed)
     draws = {name: [] for name in names}
     for _ in range(n_boot):
@@ -204,10 +207,14 @@ def refit_for_scoring(
     refit: Rows, latest: Rows, params: LgbmParams, rounds: int, config: ChurnConfig, *, start: str, bg_nbd: str | None
 ) -> FittedChurn:
     """The registered model: the chosen start (an RFM prior refitted too) and the early-stopped number of
-    rounds on the refit rows, calibrated on the latest."""
-    prior = candidate_priors(refit, bg_nbd)[start]
+    rounds on the refit rows (or the prior alone), calibrated on the latest."""
+    alone = start.endswith(ALONE)
+    prior = candidate_priors(refit, bg_nbd)[start.removesuffix(ALONE)]
     booster = classifier(params, n_estimators=rounds, seed=config.seed).fit_from_prior(refit.X, refit.y, prior=prior)
-    return FittedChurn(calibrate(booster, latest, config.calibration), booster, config.calibration, rounds, prior)
+    booster = booster.alone() if alone else booster
+    return FittedChurn(
+        calibrate(booster, latest, config.calibration), booster, config.calibration, rounds, booster.prior, start=start
+    )
 
 
 def predict(model: CalibratedClassifierCV, X: pd.DataFrame) -> np.ndarray:

@@ -104,19 +104,22 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
 
 
 STARTS = {
-    "none": "a constant",
-    "bg_nbd": "BG/NBD's log-odds",
-    "rfm": "an RFM logistic regression (recency, frequency, value, tenure, BG/NBD)",
+    "none": "trees from a constant",
+    "bg_nbd": "trees from BG/NBD's log-odds",
+    "rfm": "trees from an RFM logistic regression (recency, frequency, value, tenure, BG/NBD)",
+    "bg_nbd_alone": "BG/NBD alone (the trees added only noise)",
+    "rfm_alone": "the RFM logistic regression alone (the trees added only noise)",
 }
 
 
 def start_line(report: dict) -> str:
-    """What the trees start from, and the held-out validation AUCs (candidates and baselines) behind it."""
+    """What the model is, and the held-out validation AUCs (candidates and baselines) behind the choice."""
     auc = report["valid_auc"]
     chosen = report["start"]["chosen"]
-    candidates = ", ".join(f"{STARTS[k[6:]].split(' (')[0]} {v:.3f}" for k, v in auc.items() if k.startswith("start_"))
+    candidates = ", ".join(f"{k[6:]} {v:.3f}" for k, v in auc.items() if k.startswith("start_"))
     baselines = ", ".join(f"{k} {v:.3f}" for k, v in auc.items() if not k.startswith("start_"))
     return (
-        f"The trees start from {STARTS[chosen]} and correct it: chosen by ROC AUC on held-out validation rows "
-        f"(trees from {candidates}; baselines on the same rows: {baselines})."
+        f"The model is {STARTS[chosen]}, chosen by ROC AUC on held-out validation rows (candidates: "
+        f"{candidates}; baselines on the same rows: {baselines}). The trees from the RFM start are kept unless "
+        "another candidate is better with 95% confidence."
     )

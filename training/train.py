@@ -48,7 +48,7 @@ def baseline_inputs(tables: Tables, keys: pd.DataFrame) -> pd.DataFrame:
 def baseline_valid_auc(
     tables: Tables, train_summary: pd.DataFrame, y_train: np.ndarray, calib: Rows, horizon_days: int, seed: int
 ) -> dict[str, float]:
-    """Each baseline's AUC on the calibration rows, beside the model's candidate starts."""
+    """Each baseline's AUC on the validation rows, beside the model's candidates."""
     summary = baseline_inputs(tables, calib.keys)
     scores = fit_and_score_baselines(train_summary, y_train, summary, horizon_days=horizon_days, seed=seed)
     return {name: roc_auc(calib.y, p) for name, p in scores.items()}
@@ -110,11 +110,11 @@ def train_churn(
         bg_nbd = f"lifetime_p_no_order_{features.horizon_days}d"
         bg_nbd = bg_nbd if bg_nbd in train.X.columns else None
         fitted = fit_churn_model(train, stop, calib, params, config, bg_nbd=bg_nbd)
-        start = fitted.prior.name if fitted.prior else "none"
+        start = fitted.start
         mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds, "start": start})
         train_summary = baseline_inputs(tables, train.keys)
         valid_auc = {f"start_{k}": v for k, v in fitted.valid_auc.items()}
-        valid_auc.update(baseline_valid_auc(tables, train_summary, train.y, calib, features.horizon_days, config.seed))
+        valid_auc.update(baseline_valid_auc(tables, train_summary, train.y, valid, features.horizon_days, config.seed))
         mlflow.log_metrics({f"valid_auc_{k}": v for k, v in valid_auc.items()})
 
         test_summary = baseline_inputs(tables, test.keys)
