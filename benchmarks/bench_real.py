@@ -102,7 +102,7 @@ def lgbm_rfm(train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame) -> np.ndarr
     X, T = train[list(RFM_COLUMNS)], test[list(RFM_COLUMNS)]
     stop = np.random.default_rng(1).random(len(X)) < 0.2
     clf = lgb.LGBMClassifier(n_estimators=2000, learning_rate=0.03, num_leaves=15, min_child_samples=50, verbose=-1)
-    clf.fit(X[~stop], y[~stop], eval_set=[(X[stop], y[stop])], callbacks=[lgb.early_stopping(50, verbose=False)])
+    clf.fit(X[~stop], y[~stop], eval_X=(X[stop],), eval_y=(y[stop],), callbacks=[lgb.early_stopping(50, verbose=False)])
     return clf.predict_proba(T)[:, 1]
 
 

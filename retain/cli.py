@@ -1,8 +1,9 @@
-"""``python -m retain``: every job behind one command, each option with help text."""
+"""Retain: churn risk and next-best offers from a shop's tables. Every job is one command below."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -12,14 +13,56 @@ from features.config import CONFIG_DIR, FeaturesConfig, OfferCatalog, load_confi
 from features.contract import ContractError
 from features.runtime import quiet_telemetry
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Plain help (no rich boxes or markup) and no pretty tracebacks: a user's mistake is a usage message and exit 2.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode=None, pretty_exceptions_enable=False
+)
 
 DataDir = typer.Option(Path("data/demo"), "--data", help="folder with one CSV or Parquet file per table")
 Configs = typer.Option(CONFIG_DIR, "--configs", help="folder with the YAML configs")
+INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def orphans_choice(value: str | None) -> str | None:
+    """--orphans: error or drop, else exit 2 naming the choices."""
+    if value is not None and value not in ("error", "drop"):
+        raise typer.BadParameter(f"{value!r} is not one of 'error', 'drop'")
+    return value
+
+
+def instant(value: str | None) -> str | None:
+    """An option's date: ISO 8601 (2026-06-30, 2026-06-30T14:00, with a zone or not) that exists, else exit 2."""
+    if value is None:
+        return None
+    import pandas as pd
+
+    if not INSTANT.match(value.strip()):
+        raise typer.BadParameter(f"{value!r} is not a date; expected YYYY-MM-DD (or YYYY-MM-DDTHH:MM), e.g. 2026-06-30")
+    try:
+        pd.Timestamp(value.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date that exists ({exc})") from exc
+    return value.strip()
+
+
+def _version(value: bool) -> None:
+    if value:
+        import tomllib
+
+        from features.config import ROOT
+
+        meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+        typer.echo(f"{meta['name']} {meta['version']}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="log debug messages"),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="print the version and exit"
+    ),
+) -> None:
     quiet_telemetry()
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -54,16 +97,22 @@ def load_inputs(data: Path, configs: Path, orphans: str | None = None):
 @app.command("build-features")
 @fail_on_contract_errors
 def build_features_cmd(
-    cutoff: str = typer.Option(..., help="as-of instant; only rows strictly before it are used (required)"),
+    cutoff: str = typer.Option(
+        ..., callback=instant, help="as-of instant (YYYY-MM-DD); only rows strictly before it are used (required)"
+    ),
     data: Path = DataDir,
-    out: Path = typer.Option(Path("outputs/features.parquet"), help="Parquet file to write"),
-    labels: bool = typer.Option(False, help="add the churn label (needs orders after the cutoff)"),
+    out: Path = typer.Option(Path("outputs/features.parquet"), help="Parquet file to write (.parquet)"),
+    labels: bool = typer.Option(False, "--labels", help="add the churn label (needs orders after the cutoff)"),
     orphans: str = typer.Option(
-        None, help="rows for customers missing from customers: error or drop (default: config)"
+        None, callback=orphans_choice, help="rows for customers missing from customers: error or drop (default: config)"
     ),
     configs: Path = Configs,
 ) -> None:
-    """Build one feature row per customer as of CUTOFF into a Parquet file."""
+    """Build one feature row per customer as of --cutoff into a Parquet file."""
+    if out.suffix != ".parquet":
+        raise typer.BadParameter(
+            f"{out}: feature rows are written as Parquet; name the file *.parquet", param_hint="--out"
+        )
     from features.build import build_features
     from features.io import write_parquet_atomic
     from features.labels import churn_labels
@@ -80,7 +129,9 @@ def build_features_cmd(
 @app.command("report")
 @fail_on_contract_errors
 def report_cmd(
-    as_of: str = typer.Option(..., "--as-of", help="report instant; only rows strictly before it are used (required)"),
+    as_of: str = typer.Option(
+        ..., "--as-of", callback=instant, help="report instant (YYYY-MM-DD); only rows strictly before it (required)"
+    ),
     data: Path = DataDir,
     out: Path = typer.Option(Path("outputs/report.html"), help="self-contained HTML file to write"),
     period_days: int = typer.Option(None, help="KPI period length in days before --as-of (default: churn horizon)"),
@@ -278,26 +329,39 @@ def train_offers_cmd(
 @app.command("score")
 @fail_on_contract_errors
 def score_cmd(
-    as_of: str = typer.Option(..., "--as-of", help="score as of this instant; only rows strictly before it (required)"),
+    as_of: str = typer.Option(
+        ..., "--as-of", callback=instant, help="score as of this instant (YYYY-MM-DD); only rows before it (required)"
+    ),
     data: Path = DataDir,
-    out: Path = typer.Option(Path("outputs/scores.parquet"), help="file to write (Parquet, or CSV with --csv)"),
-    csv: bool = typer.Option(False, "--csv", help="write CSV instead of Parquet"),
-    reasons: bool = typer.Option(False, help="add the top 3 churn reasons per customer (slower, see docs)"),
+    out: Path = typer.Option(
+        None, help="file to write; the extension picks the format: .parquet or .csv (default: outputs/scores.parquet)"
+    ),
+    csv: bool = typer.Option(False, "--csv", help="write CSV (default file outputs/scores.csv; --out must end .csv)"),
+    reasons: bool = typer.Option(False, "--reasons", help="add the top 3 churn reasons per customer, in words"),
+    campaign: Path = typer.Option(
+        None, help="also write the campaign export (customer_id, action, offer, send_at, ...) to this .csv file"
+    ),
     chunk_size: int = typer.Option(None, min=1, help="customers per chunk (default: batch.chunk_size in serving.yaml)"),
     store: Path = typer.Option(None, help="feature snapshot to refresh (default: store in serving.yaml)"),
     no_store: bool = typer.Option(False, "--no-store", help="do not refresh the service's feature snapshot"),
-    track: bool = typer.Option(True, help="log the run (counts, score distribution) to MLflow"),
+    no_track: bool = typer.Option(False, "--no-track", help="do not log the run (counts, distribution) to MLflow"),
+    orphans: str = typer.Option(
+        None, callback=orphans_choice, help="rows for customers missing from customers: error or drop (default: config)"
+    ),
     configs: Path = Configs,
 ) -> None:
-    """Score every customer as of a date (churn, risk band, lifecycle stage, offer) into one file."""
+    """Score every customer as of a date (churn, risk band, lifecycle stage, next action and when, offer)."""
     from analytics.config import AnalyticsConfig
     from serving.batch import run_batch
     from serving.config import ServingConfig
     from serving.models import ModelError, load_models
 
+    out, fmt = score_format(out, csv)
+    if campaign is not None and campaign.suffix != ".csv":
+        raise typer.BadParameter(f"{campaign}: the campaign export is CSV; name it *.csv", param_hint="--campaign")
     serving_cfg = load_config(ServingConfig, configs / "serving.yaml")
     lifecycle_cfg = load_config(AnalyticsConfig, configs / "analytics.yaml").lifecycle
-    features_cfg, _, tables = load_inputs(data, configs)
+    features_cfg, _, tables = load_inputs(data, configs, orphans)
     try:
         models = load_models(serving_cfg)
         result = run_batch(
@@ -308,11 +372,11 @@ def score_cmd(
             features=features_cfg,
             lifecycle_config=lifecycle_cfg,
             out=out,
-            fmt="csv" if csv else "parquet",
+            fmt=fmt,
             reasons=reasons,
             chunk_size=chunk_size,
             store=None if no_store else (store or serving_cfg.store_path),
-            track=track,
+            track=not no_track,
         )
     except ModelError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
@@ -328,6 +392,26 @@ def score_cmd(
         typer.echo(f"{unscored:,} customers without an order before {as_of} have no churn probability (prospects)")
     if result.store is not None:
         typer.echo(f"refreshed the feature snapshot {result.store}")
+    if campaign is not None:
+        from serving.campaign import write_campaign
+
+        sends = write_campaign(out, campaign)
+        typer.echo(f"wrote {sends:,} sends to the campaign export {campaign}")
+
+
+def score_format(out: Path | None, csv: bool) -> tuple[Path, str]:
+    """The scores file and its format, from the extension; --csv with a file that is not .csv is refused."""
+    if out is None:
+        out = Path("outputs/scores.csv" if csv else "outputs/scores.parquet")
+    kinds = {".parquet": "parquet", ".csv": "csv"}
+    fmt = kinds.get(out.suffix.lower())
+    if fmt is None:
+        raise typer.BadParameter(f"{out}: name the scores file *.parquet or *.csv (the extension picks the format)")
+    if csv and fmt != "csv":
+        raise typer.BadParameter(
+            f"--csv asks for CSV but {out} ends in {out.suffix}; name it *.csv", param_hint="--out"
+        )
+    return out, fmt
 
 
 @app.command("serve")
