@@ -34,14 +34,24 @@ from typing import Annotated, Literal
 
 import bentoml
 from bentoml.exceptions import BentoMLException
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
 from analytics.config import STAGES
 from features.config import CONFIG_DIR, load_config
 from features.runtime import quiet_telemetry
 from serving.config import ServingConfig
 from serving.models import ModelError, Models, NoChampion, load_models
-from serving.scoring import BASE_STAGE, score, unknown_record
+from serving.scoring import (
+    BASE_ACTION,
+    BASE_CONTACT,
+    BASE_STAGE,
+    FIELDS,
+    LIFECYCLE_COLUMNS,
+    FeatureValueError,
+    check_request,
+    score,
+    unknown_record,
+)
 from serving.store import SQLiteStore, StoreError
 
 quiet_telemetry()
@@ -71,31 +81,67 @@ class FeatureRow(BaseModel):
     customer_id: CustomerId
     features: dict[str, FeatureValue] = Field(description="feature name -> value; absent features are missing")
     lifecycle_base_stage: Stage | None = Field(None, description="stage without the churn rule, from the snapshot")
+    lifecycle_next_action: str | None = Field(None, description="the base stage's next action, from the snapshot")
+    lifecycle_contact_at: str | None = Field(
+        None,
+        pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$",
+        description="when to send it (ISO 8601 UTC), from the snapshot",
+    )
 
 
 class Reason(BaseModel):
-    feature: str
-    value: FeatureValue
-    contribution: float = Field(description="SHAP contribution to the churn log-odds")
+    feature: str = Field(description="the feature's name (features/descriptions.py describes each)")
+    text: str = Field(description="the value in words, e.g. 'no visit for 618 days'")
+    value: FeatureValue = Field(description="the raw value, for machines")
+    contribution: float = Field(description="SHAP contribution to the churn log-odds (> 0: raises churn risk)")
 
 
-class Score(BaseModel):
-    """One customer's score; the fields of ``serving.scoring.Scores.records``."""
+def _field(name: str, kind, default=...):
+    return (kind, Field(default, description=FIELDS[name]))
 
-    customer_id: str
-    known: bool = Field(description="false: the id is not in the feature snapshot; other fields are null")
-    as_of: str | None
-    churn_probability: float | None = Field(description="null for a customer without a churn score, see the reason")
-    risk_band: str | None = Field(description="low / medium / high; null when churn_probability is")
-    churn_unscored_reason: str | None = Field(
-        description="why churn_probability is null: no order before the as-of date, or no churn model"
-    )
-    lifecycle_stage: str | None
-    recommended_offer: str | None = Field(description="an offer name, or 'none'")
-    offer_profit: dict[str, float] = Field(description="expected incremental profit of each offer vs none")
-    reasons: list[Reason] | None
-    churn_model_version: str = Field(description="the churn model used, or why there is none")
-    offer_model_version: str = Field(description="the offer model used, or why there is none")
+
+_ScoreFields = create_model(
+    "_ScoreFields",
+    customer_id=_field("customer_id", str),
+    known=(
+        bool | None,
+        Field(
+            description="true: scored from the feature snapshot; false: the id is not in it (every other field "
+            "null); null: scored from the features the request sent"
+        ),
+    ),
+    as_of=_field("as_of", str | None),
+    churn_probability=_field("churn_probability", float | None),
+    risk_band=_field("risk_band", str | None),
+    churn_unscored_reason=_field("churn_unscored_reason", str | None),
+    lifecycle_stage=_field("lifecycle_stage", str | None),
+    next_action=_field("next_action", str | None),
+    contact_at=_field("contact_at", str | None),
+    recommended_offer=_field("recommended_offer", str | None),
+    offer_unscored_reason=_field("offer_unscored_reason", str | None),
+    currency=_field("currency", str),
+)
+
+
+class Score(_ScoreFields):
+    """One customer's score: the fields of a batch file row (``serving.scoring.FIELDS``) plus ``known``.
+
+    Every offer of the offer model adds ``profit_<offer>`` (expected incremental profit vs sending nothing, in
+    ``currency``, rounded to cents; null without usable features), as in the files' columns.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float | None]
+    reasons: list[Reason] | None = Field(description="with reasons=true: what raises churn risk most, in words")
+    churn_model_version: str = Field(description=FIELDS["churn_model_version"])
+    offer_model_version: str = Field(description=FIELDS["offer_model_version"])
+
+    @model_validator(mode="after")
+    def _profits_only(self):
+        odd = [k for k in self.__pydantic_extra__ or {} if not k.startswith("profit_")]
+        if odd:
+            raise ValueError(f"unexpected score fields {odd}")
+        return self
 
 
 class ScoreResponse(BaseModel):
@@ -250,7 +296,7 @@ class Retain:
         return models
 
     def _check(self, models: Models, columns: list[str]) -> None:
-        snapshot = [c for c in columns if c != BASE_STAGE]
+        snapshot = [c for c in columns if c not in LIFECYCLE_COLUMNS]
         models.check_features(snapshot, source=f"the feature snapshot {self.config.store_path}")
         self._checked = columns
 
@@ -327,8 +373,8 @@ class Retain:
                 base_stage=base,
                 reasons=reasons,
             )
-            known = dict(zip(hits, scored.records(), strict=True))
-        out = [known.get(i) or unknown_record(i, models) for i in customer_ids]
+            known = dict(zip(hits, scored.records(known=True), strict=True))
+        out = [known.get(i) or unknown_record(i, models, self.config) for i in customer_ids]
         unknown = len(customer_ids) - sum(1 for i in customer_ids if i in known)
         log.info("score_ids n=%d unknown=%d reasons=%s ms=%.2f", len(customer_ids), unknown, reasons, _ms(started))
         return ScoreResponse(scores=out, unknown=unknown, models=models.versions)
@@ -358,12 +404,22 @@ class Retain:
                 )
             for f in models.features:
                 columns[f].append(row.features.get(f))
+        columns[BASE_ACTION] = [r.lifecycle_next_action for r in rows]
+        columns[BASE_CONTACT] = [r.lifecycle_contact_at for r in rows]
         base = [r.lifecycle_base_stage for r in rows]
+        try:
+            check_request(columns, len(rows), models)
+        except FeatureValueError as exc:
+            raise Unprocessable(f"rows[{exc.row}].features.{exc.feature}: {exc.detail}") from exc
+        try:
+            day = time.strptime(as_of, "%Y-%m-%d")
+        except ValueError as exc:
+            raise Unprocessable(f"as_of: {as_of!r} is not a calendar date (YYYY-MM-DD)") from exc
         try:
             scored = score(
                 columns,
                 [r.customer_id for r in rows],
-                as_of=as_of,
+                as_of=time.strftime("%Y-%m-%d", day),
                 models=models,
                 config=self.config,
                 base_stage=base,
@@ -372,7 +428,7 @@ class Retain:
         except ValueError as exc:
             raise Unprocessable(f"rows[].features: {exc}") from exc
         log.info("score_features n=%d reasons=%s ms=%.2f", len(rows), reasons, _ms(started))
-        return ScoreResponse(scores=scored.records(), unknown=0, models=models.versions)
+        return ScoreResponse(scores=scored.records(known=None), unknown=0, models=models.versions)
 
     @bentoml.api
     def reload(self) -> dict[str, str]:
