@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analytics.config import LifecycleConfig
-from analytics.lifecycle import STAGE, lifecycle
+from analytics.lifecycle import ACTION, CONTACT_AT, STAGE, lifecycle
 from features.build import build_features
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, parse_cutoff
@@ -36,7 +36,7 @@ from features.io import atomic_path
 from features.sources import Tables
 from serving.config import ServingConfig
 from serving.models import Models
-from serving.scoring import BASE_STAGE, score_frame
+from serving.scoring import BASE_ACTION, BASE_CONTACT, BASE_STAGE, LIFECYCLE_COLUMNS, score_frame
 from serving.store import write_snapshot
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,19 @@ def snapshot_frame(
     vocabulary: dict | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """What scoring reads: every customer's features as of ``as_of`` plus the base lifecycle stage.
+    """What scoring reads: every customer's features as of ``as_of`` plus the base lifecycle stage, its next action
+    and when to contact (ISO 8601 UTC text), the ``LIFECYCLE_COLUMNS``.
 
     ``vocabulary``: the whole population's, when ``tables`` hold only some customers (a Spark partition).
     """
     frame = build_features(tables, cutoff=as_of, config=features, vocabulary=vocabulary, progress=progress)
     models.check_features(frame.columns, source=f"features built as of {as_of}")
     base = lifecycle(tables, as_of=as_of, churn_probability=None, config=lifecycle_config)
-    stage = base.set_index(CUSTOMER_ID)[STAGE]
-    frame[BASE_STAGE] = stage.reindex(frame.index.astype("string")).to_numpy()
+    base = base.set_index(CUSTOMER_ID).reindex(frame.index.astype("string"))
+    frame[BASE_STAGE] = base[STAGE].to_numpy()
+    frame[BASE_ACTION] = base[ACTION].to_numpy()
+    contact = base[CONTACT_AT].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    frame[BASE_CONTACT] = pd.array(contact.to_numpy(dtype=object, na_value=None), dtype="string")
     return frame
 
 
@@ -184,7 +188,7 @@ def run_batch(
     if store is not None:
         store_path = Path(store)
         clean_stale(store_path)
-        columns = [*models.features, BASE_STAGE]
+        columns = [*models.features, *LIFECYCLE_COLUMNS]
         write_snapshot(frame.reset_index(), store_path, as_of=as_of_day, columns=columns)
     seconds = time.perf_counter() - started
     run_id = (

@@ -21,6 +21,12 @@ class ServingConfig(Frozen):
     alias: str = Field("champion", description="the alias the service and batch load")
     risk_bands: tuple[float, ...] = Field((0.3, 0.6), description="band edges: low < e0 <= medium < e1 <= high")
     at_risk_threshold: float = Field(0.5, gt=0, lt=1, description="lifecycle stage at_risk from this probability")
+    at_risk_action: str = Field(
+        "retention_offer", min_length=1, description="next_action of at_risk (analytics.yaml lifecycle.actions.at_risk)"
+    )
+    currency: str = Field(
+        "EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of amounts and profits (the shop's own currency)"
+    )
     max_customers_per_request: int = Field(1000, gt=0, description="larger requests are refused with 413")
     reasons_top_k: int = Field(3, ge=1, le=20, description="reasons returned per customer when asked")
     store: str = Field("outputs/feature_store.sqlite", description="feature snapshot file, relative to the root")

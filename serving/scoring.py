@@ -35,10 +35,15 @@ import pandas as pd
 
 from analytics.lifecycle import RISK_BANDS
 from features.contract import CUSTOMER_ID, NO_OFFER
+from features.descriptions import sentence
 from serving.config import ServingConfig
 from serving.models import ORDER_COUNT, Models
 
 BASE_STAGE = "lifecycle_base_stage"  # the stage without the churn rule, stored beside the features
+BASE_ACTION = "lifecycle_next_action"  # the base stage's next action (analytics.yaml lifecycle.actions)
+BASE_CONTACT = "lifecycle_contact_at"  # when to send it, ISO 8601 UTC text ("2026-06-30T02:00:00Z")
+LIFECYCLE_COLUMNS = (BASE_STAGE, BASE_ACTION, BASE_CONTACT)  # stored beside the features; not model inputs
+NO_FEATURES = "no usable features: every feature the models read is missing"
 OVERRIDABLE = frozenset({"inactive", "active"})  # buyers' stages after at_risk in analytics' rule order
 AT_RISK = "at_risk"
 NO_ORDER = "no order before the as-of date"
@@ -99,23 +104,50 @@ def _value(v):
 
 @dataclass
 class Reasons:
-    """Top-k churn reasons per row: feature name, its value, SHAP contribution (log-odds); None/NaN past the last."""
+    """Top-k churn reasons per row: feature name, the value in words, its raw value, SHAP contribution (log-odds).
+
+    None/NaN past the last reason of a row.
+    """
 
     feature: np.ndarray  # (n, k) object
     value: np.ndarray  # (n, k) object: float, str or None
     contribution: np.ndarray  # (n, k) float
+    text: np.ndarray  # (n, k) object: features.descriptions.sentence of the value
 
-    def row(self, i: int) -> list[tuple[str, object, float]]:
+    def row(self, i: int) -> list[dict]:
         return [
-            (f, v, float(c))
-            for f, v, c in zip(self.feature[i], self.value[i], self.contribution[i], strict=True)
+            {"feature": f, "text": t, "value": v, "contribution": float(c)}
+            for f, t, v, c in zip(self.feature[i], self.text[i], self.value[i], self.contribution[i], strict=True)
             if f is not None
         ]
 
 
+# The one output schema: a file row (batch, Spark) and an HTTP score carry these fields, in this order, with the
+# same names and values. Between recommended_offer's reason and the reasons come the per-offer profits,
+# ``profit_<offer>``; the reasons are ``reason_<k>``/``_text``/``_value``/``_contribution`` columns in files and a
+# list of {feature, text, value, contribution} over HTTP, where ``known`` is added.
+FIELDS = {
+    CUSTOMER_ID: "the customer",
+    "as_of": "the date the features were built for (YYYY-MM-DD)",
+    "churn_probability": "calibrated probability of no order within the horizon; null when not scored (see reason)",
+    "risk_band": "low / medium / high; null when churn_probability is",
+    "churn_unscored_reason": "why churn_probability is null: no order before the as-of date, or no churn model",
+    "lifecycle_stage": "the first matching lifecycle rule (configs/analytics.yaml); null without lifecycle columns",
+    "next_action": "what to send for the stage: cart_reminder, welcome_offer, retention_offer, ...",
+    "contact_at": "when to send next_action, ISO 8601 UTC (never before as_of)",
+    "recommended_offer": "the offer with the largest expected incremental profit, 'none' when none pays; "
+    "null when the row has no usable features",
+    "offer_unscored_reason": "why recommended_offer is null (no usable features); null otherwise",
+    "currency": "the currency of every profit_<offer> (currency in configs/serving.yaml)",
+    "churn_model_version": "the churn model used, or why there is none",
+    "offer_model_version": "the offer model used, or why there is none",
+}
+PROFIT = "profit_{offer}"  # expected incremental profit of sending the offer vs none, rounded to cents
+
+
 @dataclass
 class Scores:
-    """Scores for n customers, column-wise; ``frame()`` for files, ``records()`` for HTTP."""
+    """Scores for n customers, column-wise; ``frame()`` for files, ``records()`` for HTTP: one schema, ``FIELDS``."""
 
     customer_id: np.ndarray
     as_of: np.ndarray
@@ -123,8 +155,12 @@ class Scores:
     risk_band: np.ndarray  # None where not scored
     churn_unscored_reason: np.ndarray  # None where scored, else why not
     lifecycle_stage: np.ndarray
-    recommended_offer: np.ndarray
-    offer_profit: dict[str, np.ndarray]
+    next_action: np.ndarray
+    contact_at: np.ndarray  # ISO text or None
+    recommended_offer: np.ndarray  # None where the row has no usable features
+    offer_unscored_reason: np.ndarray
+    currency: str
+    offer_profit: dict[str, np.ndarray]  # rounded to cents; NaN where no usable features
     reasons: Reasons | None
     churn_model_version: str
     offer_model_version: str
@@ -133,7 +169,7 @@ class Scores:
         return len(self.customer_id)
 
     def frame(self) -> pd.DataFrame:
-        """Flat columns: profit_<offer>, reason_<k> / reason_<k>_value / reason_<k>_contribution."""
+        """Flat columns in ``FIELDS`` order: profit_<offer> after currency, reason_<k>_* before the versions."""
         n = len(self)
         out = {
             CUSTOMER_ID: pd.array(self.customer_id, dtype="string"),
@@ -142,64 +178,66 @@ class Scores:
             "risk_band": pd.array(self.risk_band, dtype="string"),
             "churn_unscored_reason": pd.array(self.churn_unscored_reason, dtype="string"),
             "lifecycle_stage": pd.array(self.lifecycle_stage, dtype="string"),
+            "next_action": pd.array(self.next_action, dtype="string"),
+            "contact_at": pd.array(self.contact_at, dtype="string"),
             "recommended_offer": pd.array(self.recommended_offer, dtype="string"),
+            "offer_unscored_reason": pd.array(self.offer_unscored_reason, dtype="string"),
+            "currency": pd.array([self.currency] * n, dtype="string"),
         }
         for offer, profit in self.offer_profit.items():
-            out[f"profit_{offer}"] = profit
+            out[PROFIT.format(offer=offer)] = profit
         if self.reasons is not None:
             r = self.reasons
             for k in range(r.feature.shape[1]):
                 out[f"reason_{k + 1}"] = pd.array(r.feature[:, k], dtype="string")
+                out[f"reason_{k + 1}_text"] = pd.array(r.text[:, k], dtype="string")
                 out[f"reason_{k + 1}_value"] = pd.array(_text(r.value[:, k]), dtype="string")
                 out[f"reason_{k + 1}_contribution"] = r.contribution[:, k]
         out["churn_model_version"] = pd.array([self.churn_model_version] * n, dtype="string")
         out["offer_model_version"] = pd.array([self.offer_model_version] * n, dtype="string")
         return pd.DataFrame(out)
 
-    def records(self) -> list[dict]:
-        """One dict per customer, the shape of ``service.Score``."""
+    def records(self, *, known: bool | None) -> list[dict]:
+        """One dict per customer, the shape of ``service.Score``; ``known``: True from the snapshot, None when the
+        caller sent the features."""
         offers = list(self.offer_profit)
-        profits = np.column_stack([self.offer_profit[o] for o in offers]) if offers else None
+        profits = np.column_stack([self.offer_profit[o] for o in offers]) if offers else np.empty((len(self), 0))
+        keys = [PROFIT.format(offer=o) for o in offers]
         out = []
         for i in range(len(self)):
             p = float(self.churn_probability[i])
-            out.append(
-                {
-                    CUSTOMER_ID: self.customer_id[i],
-                    "known": True,
-                    "as_of": self.as_of[i],
-                    "churn_probability": None if p != p else p,
-                    "risk_band": self.risk_band[i],
-                    "churn_unscored_reason": self.churn_unscored_reason[i],
-                    "lifecycle_stage": self.lifecycle_stage[i],
-                    "recommended_offer": self.recommended_offer[i],
-                    "offer_profit": {} if profits is None else dict(zip(offers, profits[i].tolist(), strict=True)),
-                    "reasons": None
-                    if self.reasons is None
-                    else [{"feature": f, "value": v, "contribution": c} for f, v, c in self.reasons.row(i)],
-                    "churn_model_version": self.churn_model_version,
-                    "offer_model_version": self.offer_model_version,
-                }
-            )
+            record = {
+                CUSTOMER_ID: self.customer_id[i],
+                "known": known,
+                "as_of": self.as_of[i],
+                "churn_probability": None if p != p else p,
+                "risk_band": self.risk_band[i],
+                "churn_unscored_reason": self.churn_unscored_reason[i],
+                "lifecycle_stage": self.lifecycle_stage[i],
+                "next_action": self.next_action[i],
+                "contact_at": self.contact_at[i],
+                "recommended_offer": self.recommended_offer[i],
+                "offer_unscored_reason": self.offer_unscored_reason[i],
+                "currency": self.currency,
+            }
+            record.update({k: None if v != v else v for k, v in zip(keys, profits[i].tolist(), strict=True)})
+            record["reasons"] = None if self.reasons is None else self.reasons.row(i)
+            record["churn_model_version"] = self.churn_model_version
+            record["offer_model_version"] = self.offer_model_version
+            out.append(record)
         return out
 
 
-def unknown_record(customer_id: str, models: Models) -> dict:
-    """An id the snapshot does not hold: marked unknown, the request still succeeds."""
-    return {
-        CUSTOMER_ID: customer_id,
-        "known": False,
-        "as_of": None,
-        "churn_probability": None,
-        "risk_band": None,
-        "churn_unscored_reason": None,
-        "lifecycle_stage": None,
-        "recommended_offer": None,
-        "offer_profit": {},
-        "reasons": None,
-        "churn_model_version": models.churn_label,
-        "offer_model_version": models.offer_note,
-    }
+def unknown_record(customer_id: str, models: Models, config: ServingConfig) -> dict:
+    """An id the snapshot does not hold: marked unknown, every other field null, the request still succeeds."""
+    record = {name: None for name in FIELDS}
+    offers = () if models.offer is None else models.offer.offers
+    record.update({CUSTOMER_ID: customer_id, "known": False, "currency": config.currency})
+    record.update({PROFIT.format(offer=o): None for o in offers})
+    record.update(
+        {"reasons": None, "churn_model_version": models.churn_label, "offer_model_version": models.offer_note}
+    )
+    return record
 
 
 def _text(values: np.ndarray) -> list:
@@ -208,14 +246,18 @@ def _text(values: np.ndarray) -> list:
 
 def no_reasons(n: int, k: int) -> Reasons:
     """k empty reason slots per row: what unscored customers (and every customer without a churn model) get."""
-    return Reasons(np.full((n, k), None, dtype=object), np.full((n, k), None, dtype=object), np.full((n, k), np.nan))
+    empty = np.full((n, k), None, dtype=object)
+    return Reasons(empty, empty.copy(), np.full((n, k), np.nan), empty.copy())
 
 
-def top_reasons(contributions: np.ndarray, X: np.ndarray, columns: Mapping, models: Models, k: int) -> Reasons:
-    """Per row, up to k features with the largest positive contribution to churn risk, with their values.
+def top_reasons(
+    contributions: np.ndarray, X: np.ndarray, columns: Mapping, models: Models, k: int, currency: str
+) -> Reasons:
+    """Per row, up to k features with the largest positive contribution to churn risk, with their values in words.
 
     Numeric values come from the model matrix; a text feature's value is the caller's own text. A row whose
-    contributions are all <= 0 (an unscored row holds zeros) gets no reasons.
+    contributions are all <= 0 (an unscored row holds zeros) gets no reasons. Words are made per feature over
+    the rows it explains (one description lookup per feature, not per row).
     """
     n, f = contributions.shape
     k = min(k, f)
@@ -228,16 +270,101 @@ def top_reasons(contributions: np.ndarray, X: np.ndarray, columns: Mapping, mode
     value = np.empty(numbers.shape, dtype=object)
     value[:] = numbers.tolist()  # Python floats, as JSON wants them
     value[~keep | np.isnan(numbers)] = None
+    text = np.full(numbers.shape, None, dtype=object)
     rows = np.arange(n)
     for j, name in enumerate(models.churn.features):
-        if name not in models.churn.levels:
-            continue
         hit = keep & (top == j)
-        if hit.any():
+        if not hit.any():
+            continue
+        where = np.nonzero(hit)
+        if name in models.churn.levels:
             raw = np.asarray(list(columns[name]) if name in columns else [None] * n, dtype=object)
-            where = np.nonzero(hit)
             value[where] = [_value(v) for v in raw[rows[where[0]]]]
-    return Reasons(feature, value, np.where(keep, contrib, np.nan))
+        text[where] = [sentence(name, v, currency) for v in value[where]]
+    return Reasons(feature, value, np.where(keep, contrib, np.nan), text)
+
+
+class FeatureValueError(ValueError):
+    """A request's feature value the models cannot read: ``row``, ``feature`` and what was expected."""
+
+    def __init__(self, row: int, feature: str, detail: str):
+        super().__init__(f"row {row}, feature {feature!r}: {detail}")
+        self.row, self.feature, self.detail = row, feature, detail
+
+
+def category_levels(models: Models) -> dict[str, list[str]]:
+    """The levels each text feature may take: those the models were trained on (union over the models)."""
+    out: dict[str, list[str]] = {}
+    tables = [] if models.churn is None else [models.churn.levels]
+    tables += [] if models.offer is None else list(models.offer.levels)
+    for levels in tables:
+        for name, codes in levels.items():
+            seen = out.setdefault(name, [])
+            seen.extend(level for level in codes if level not in seen)
+    return out
+
+
+def check_request(columns: Mapping, n: int, models: Models) -> None:
+    """Refuse what a caller made up: a text feature's value outside the trained levels, a number that is not one.
+
+    For requests (the service); batch and Spark build their features with the builders, where a level unseen in
+    training reads as missing.
+    """
+    levels = category_levels(models)
+    for name in models.features:
+        values = columns.get(name)
+        if values is None:
+            continue
+        allowed = levels.get(name)
+        for i, v in enumerate(values):
+            if _missing(v):
+                continue
+            if allowed is not None:
+                if not isinstance(v, str) or v not in allowed:
+                    shown = ", ".join(repr(x) for x in allowed[:20])
+                    raise FeatureValueError(i, name, f"{v!r} is not a known category; expected one of {shown}")
+            elif isinstance(v, str) or not np.isfinite(float(v)):
+                raise FeatureValueError(i, name, f"{v!r} is not a number")
+
+
+def usable(columns: Mapping, n: int, features: Sequence[str]) -> np.ndarray:
+    """Rows with at least one feature the models read present (not null)."""
+    if isinstance(columns, pd.DataFrame):
+        present = [f for f in features if f in columns.columns]
+        if not present:
+            return np.zeros(n, dtype=bool)
+        return columns[present].notna().any(axis=1).to_numpy()
+    out = np.zeros(n, dtype=bool)
+    for f in features:
+        values = columns.get(f)
+        if values is not None:
+            out |= np.array([not _missing(v) for v in values], dtype=bool)
+    return out
+
+
+def _iso(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _texts(columns: Mapping, name: str, n: int) -> np.ndarray:
+    """A text column as an object array with None for missing (vectorised for pandas)."""
+    if name not in columns:
+        return np.full(n, None, dtype=object)
+    values = columns[name]
+    if isinstance(values, pd.Series):
+        return values.astype("string").to_numpy(dtype=object, na_value=None)
+    return np.array([None if _missing(v) else str(v) for v in values], dtype=object)
+
+
+def lifecycle_fields(columns: Mapping, n: int, stage: np.ndarray, as_of_values: np.ndarray, config: ServingConfig):
+    """next_action and contact_at for the final stage: the base stage's from the lifecycle columns; at_risk (the
+    scorer's rule) gets ``config.at_risk_action`` at the as-of date."""
+    action, contact = _texts(columns, BASE_ACTION, n), _texts(columns, BASE_CONTACT, n)
+    risky = stage == AT_RISK
+    if risky.any():
+        action[risky] = config.at_risk_action
+        contact[risky] = [None if d is None else _iso(pd.Timestamp(d)) for d in as_of_values[risky]]
+    return action, contact
 
 
 def score(
@@ -253,21 +380,28 @@ def score(
     """Score n customers from their feature columns.
 
     ``columns`` maps each feature name to n values (a DataFrame whose rows are in
-    ``customer_ids`` order, or a dict of lists); ``as_of`` is one date for all or
-    one per row; ``base_stage`` the lifecycle stage without the churn rule (or None).
+    ``customer_ids`` order, or a dict of lists), optionally with the lifecycle columns
+    (``LIFECYCLE_COLUMNS``); ``as_of`` is one date for all or one per row; ``base_stage``
+    the lifecycle stage without the churn rule (or None: then the column ``BASE_STAGE`` if present).
+    A row where every feature the models read is missing gets no churn probability, no offer and
+    ``offer_unscored_reason`` saying so.
     """
     n = len(customer_ids)
     if n == 0:
         raise ValueError("nothing to score: the customer list is empty")
+    if base_stage is None and BASE_STAGE in columns:
+        base_stage = columns[BASE_STAGE]
     p = np.full(n, np.nan)
     unscored = np.full(n, None, dtype=object)
     why = no_reasons(n, config.reasons_top_k) if reasons else None
+    some = usable(columns, n, models.features)
     if models.churn is None:
         unscored[:] = models.churn_label
     else:
         X = models.churn.encode(columns, n)
-        scored = buyers(columns, n)
+        scored = buyers(columns, n) & some
         unscored[~scored] = NO_ORDER
+        unscored[~some] = NO_FEATURES
         if scored.all():
             p = models.churn.predict(X)
         elif scored.any():
@@ -276,23 +410,36 @@ def score(
             contributions = np.zeros(X.shape)
             if scored.any():
                 contributions[scored] = models.churn.contributions(X[scored])
-            why = top_reasons(contributions, X, columns, models, config.reasons_top_k)
+            why = top_reasons(contributions, X, columns, models, config.reasons_top_k, config.currency)
+    offer_why = np.full(n, None, dtype=object)
     if models.offer is not None:
         profit, chosen = models.offer.score(columns, n)
+        profit = np.round(profit, 2)
+        if not some.all():
+            profit[~some] = np.nan
+            chosen = chosen.astype(object)
+            chosen[~some] = None
+            offer_why[~some] = NO_FEATURES
         offer_profit = {o: profit[:, k] for k, o in enumerate(models.offer.offers)}
     else:
         offer_profit, chosen = {}, np.full(n, NO_OFFER, dtype=object)
     as_of_values = np.full(n, _day(as_of), dtype=object) if np.ndim(as_of) == 0 else np.array([_day(a) for a in as_of])
     bands = risk_bands(np.nan_to_num(p), config.risk_bands)
     bands[np.isnan(p)] = None
+    stage = stages(base_stage, p, config.at_risk_threshold)
+    action, contact = lifecycle_fields(columns, n, stage, as_of_values, config)
     return Scores(
         customer_id=np.asarray(customer_ids, dtype=object),
         as_of=as_of_values,
         churn_probability=p,
         risk_band=bands,
         churn_unscored_reason=unscored,
-        lifecycle_stage=stages(base_stage, p, config.at_risk_threshold),
+        lifecycle_stage=stage,
+        next_action=action,
+        contact_at=contact,
         recommended_offer=chosen,
+        offer_unscored_reason=offer_why,
+        currency=config.currency,
         offer_profit=offer_profit,
         reasons=why,
         churn_model_version=models.churn_label,
@@ -309,9 +456,8 @@ def _day(value) -> str | None:
 def score_frame(
     frame: pd.DataFrame, *, as_of, models: Models, config: ServingConfig, reasons: bool = False
 ) -> pd.DataFrame:
-    """Batch/Spark form: a feature frame (customer_id index or column, optional base stage) -> flat scores."""
+    """Batch/Spark form: a feature frame (customer_id index or column, optional lifecycle columns) -> flat scores."""
     if CUSTOMER_ID in frame.columns:
         frame = frame.set_index(CUSTOMER_ID)
     ids = frame.index.astype("string").to_numpy(dtype=object)
-    base = frame[BASE_STAGE].to_numpy(dtype=object) if BASE_STAGE in frame.columns else None
-    return score(frame, ids, as_of=as_of, models=models, config=config, base_stage=base, reasons=reasons).frame()
+    return score(frame, ids, as_of=as_of, models=models, config=config, reasons=reasons).frame()

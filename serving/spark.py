@@ -48,7 +48,7 @@ from features.sources import check_tables
 from serving.batch import snapshot_frame
 from serving.config import ServingConfig
 from serving.models import Models
-from serving.scoring import BASE_STAGE, score_frame
+from serving.scoring import LIFECYCLE_COLUMNS, score_frame
 
 SPARK_TYPES = {"float64": "double", "string": "string", "str": "string", "object": "string", "int64": "long"}
 
@@ -97,10 +97,16 @@ def spark_schema(frame: pd.DataFrame) -> str:
 
 
 def score_spark(features, *, as_of, models: Models, config: ServingConfig, reasons: bool = False, partitions=None):
-    """Spark DataFrame of feature rows (customer_id column) -> Spark DataFrame of scores, one row per customer."""
-    columns = [CUSTOMER_ID, *models.features] + ([BASE_STAGE] if BASE_STAGE in features.columns else [])
+    """Spark DataFrame of feature rows (customer_id column) -> Spark DataFrame of scores, one row per customer.
+
+    The lifecycle columns (``serving.scoring.LIFECYCLE_COLUMNS``), when the rows carry them, give the stage, the
+    next action and contact_at; without them those fields are null.
+    """
+    lifecycle = [c for c in LIFECYCLE_COLUMNS if c in features.columns]
+    columns = [CUSTOMER_ID, *models.features, *lifecycle]
     missing = [c for c in columns if c not in features.columns]
-    models.check_features([c for c in features.columns if c not in (CUSTOMER_ID, BASE_STAGE)], source="Spark features")
+    built = [c for c in features.columns if c != CUSTOMER_ID and c not in LIFECYCLE_COLUMNS]
+    models.check_features(built, source="Spark features")
     if missing:
         raise ValueError(f"Spark feature table lacks {missing[:10]}")
     features = features.select(*columns)

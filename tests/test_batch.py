@@ -91,7 +91,12 @@ def test_rerun_gives_an_identical_file_whatever_the_chunk_size(setup, tmp_path):
 def test_csv_on_request_with_reasons(setup, tmp_path):
     out = _run(setup, tmp_path / "scores.csv", fmt="csv", reasons=True, chunk_size=500).out
     scores = pd.read_csv(out)
-    assert {"reason_1", "reason_1_value", "reason_1_contribution", "profit_free_shipping"} <= set(scores.columns)
+    assert {"reason_1", "reason_1_text", "reason_1_value", "reason_1_contribution"} <= set(scores.columns)
+    assert {"next_action", "contact_at", "currency", "profit_free_shipping", "offer_unscored_reason"} <= set(
+        scores.columns
+    )
+    said = scores["reason_1_text"].dropna()
+    assert len(said) > 100 and not said.str.contains("_").any()  # words, not feature names
     assert scores["customer_id"].is_unique
     assert not list(tmp_path.glob(".*.tmp"))
 
@@ -208,3 +213,35 @@ def test_the_service_store_sees_a_refreshed_snapshot_without_reopening(tmp_path)
     write_snapshot(frame.assign(x=[5.0, 6.0]), path, as_of="2026-02-01", columns=["x", "s"])
     assert store.lookup(["a"])[1]["x"].tolist() == [5.0]
     assert store.as_of == "2026-02-01"
+
+
+def test_score_command_picks_the_format_from_the_extension_and_writes_the_campaign_export(champ, tmp_path):
+    """`--out s.csv` is CSV without --csv; `--campaign` lists who to contact, with what and when."""
+    from typer.testing import CliRunner
+
+    from retain.cli import app
+
+    out, campaign = tmp_path / "s.csv", tmp_path / "campaign.csv"
+    args = ["score", "--as-of", AS_OF, "--data", str(champ.data_dir), "--out", str(out), "--campaign", str(campaign)]
+    done = CliRunner().invoke(app, [*args, "--no-store", "--no-track", "--configs", str(champ.configs)])
+    assert done.exit_code == 0, done.output
+    assert out.read_bytes()[:11] == b"customer_id"  # CSV, not Parquet's PAR1
+    scores = pd.read_csv(out, dtype={"customer_id": "string"})
+    sends = pd.read_csv(campaign, dtype={"customer_id": "string"})
+    assert list(sends.columns) == [
+        "customer_id", "action", "offer", "send_at", "lifecycle_stage", "risk_band", "churn_probability",
+        "expected_profit", "currency",
+    ]  # fmt: skip
+    assert f"wrote {len(sends):,} sends to the campaign export" in done.output
+    assert len(sends) == scores["next_action"].notna().sum() > 1000
+    assert sends["send_at"].is_monotonic_increasing and (sends["send_at"] >= f"{AS_OF}T00:00:00Z").all()
+    joined = sends.set_index("customer_id").join(scores.set_index("customer_id"), rsuffix="_score")
+    assert (joined["action"] == joined["next_action"]).all() and (joined["send_at"] == joined["contact_at"]).all()
+    assert (joined["offer"] == joined["recommended_offer"]).all()
+    paid = joined[joined["offer"] != "none"]
+    assert len(paid) and all(
+        row["expected_profit"] == pytest.approx(row[f"profit_{row['offer']}"]) for _, row in paid.iterrows()
+    )
+    assert joined.loc[joined["offer"] == "none", "expected_profit"].isna().all()
+    cart = joined[joined["lifecycle_stage"] == "abandoned_cart"]
+    assert (cart["action"] == "cart_reminder").all()

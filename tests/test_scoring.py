@@ -14,6 +14,7 @@ from analytics.config import AnalyticsConfig
 from analytics.lifecycle import lifecycle, risk_band
 from features.config import FeaturesConfig, load_config
 from features.contract import CUSTOMER_ID
+from features.descriptions import sentence
 from features.sources import load_tables
 from serving.batch import snapshot_frame
 from serving.config import ServingConfig
@@ -74,7 +75,7 @@ def test_fast_path_equals_the_logged_models(champ, models, frame):
     inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
     reference = score_offers(inner.boosters_, inner.spec_, frame)
     for offer in models.offer.offers:
-        np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"], atol=1e-12)
+        np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"].round(2), atol=1e-12)
     assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
 
 
@@ -111,12 +112,13 @@ def test_prospects_get_no_churn_fields_but_a_reason_a_stage_and_offers(models, f
     assert kept["churn_probability"].between(0, 1).all() and kept["churn_unscored_reason"].isna().all()
     assert kept["risk_band"].isin(["low", "medium", "high"]).all() and kept["reason_1"].notna().any()
     ids = list(frame.index[prospect][:2]) + list(frame.index[~prospect][:1])
-    records = score(frame.loc[ids], ids, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True).records()
+    scored = score(frame.loc[ids], ids, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
+    records = scored.records(known=True)
     assert [r["churn_probability"] is None for r in records] == [True, True, False]
     assert [r["risk_band"] is None for r in records] == [True, True, False]
     assert [r["churn_unscored_reason"] for r in records] == [NO_ORDER, NO_ORDER, None]
     assert records[0]["reasons"] == [] == records[1]["reasons"]
-    assert all(r["offer_profit"] for r in records)
+    assert all(r["profit_free_shipping"] is not None and r["profit_discount_20"] is not None for r in records)
 
 
 def test_a_high_probability_never_makes_a_prospect_at_risk():
@@ -137,24 +139,32 @@ def test_reasons_are_the_largest_positive_contributions_with_values(models, fram
     for i in range(len(scored)):
         reasons = scored.reasons.row(i)
         assert 1 <= len(reasons) <= 3 or contrib[i].max() <= 0
-        values = [c for _, _, c in reasons]
+        values = [r["contribution"] for r in reasons]
         assert values == sorted(values, reverse=True) and all(c > 0 for c in values)
         assert values[0] == pytest.approx(contrib[i].max())
-        for feature, value, _ in reasons:
-            raw = part.iloc[i][feature]
+        for r in reasons:
+            raw = part.iloc[i][r["feature"]]
+            value = r["value"]
             assert (value is None and pd.isna(raw)) or value == (raw if isinstance(value, str) else float(raw))
+            assert r["text"] == sentence(r["feature"], value, "EUR")
     flat = scored.frame()
-    assert {"reason_1", "reason_1_value", "reason_1_contribution", "reason_3"} <= set(flat.columns)
+    assert {"reason_1", "reason_1_text", "reason_1_value", "reason_1_contribution", "reason_3"} <= set(flat.columns)
 
 
 def test_records_match_the_service_response_model(models, frame):
     from serving.service import Score
 
     part = frame.head(3)
-    records = score(part, list(part.index), as_of=AS_OF, models=models, config=ServingConfig(), reasons=True).records()
-    for record in [*records, unknown_record("x", models)]:
-        assert set(record) == set(Score.model_fields)
+    config = ServingConfig()
+    scored = score(part, list(part.index), as_of=AS_OF, models=models, config=config, reasons=True)
+    flat = scored.frame()
+    profits = {f"profit_{o}" for o in models.offer.offers}
+    for record in [*scored.records(known=True), unknown_record("x", models, config)]:
+        assert set(record) == set(Score.model_fields) | profits
         Score.model_validate(record)
+    # one schema: an HTTP score is a file row plus ``known``, its reasons a list instead of reason_<k>_* columns
+    http = [k for k in scored.records(known=True)[0] if k not in ("known", "reasons")]
+    assert http == [c for c in flat.columns if not c.startswith("reason_")]
 
 
 def test_without_an_offer_champion_everyone_gets_none_and_the_output_says_why(champ, models, frame):
@@ -214,7 +224,7 @@ def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factor
     assert scored["offer_model_version"].str.startswith("retain-offers v").all()
     reference = score_offers(*inner, frame)
     for offer in ("free_shipping", "discount_20"):
-        np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"], atol=1e-12)
+        np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"].round(2), atol=1e-12)
     assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
     attributes = [f for f in models.offer.features if f.startswith(("demo_", "attr_", "social_", "behavior_"))]
     assert attributes and frame["sales_orders_all"].isna().all()
@@ -259,3 +269,53 @@ def test_models_object_is_what_every_path_shares(models):
     assert isinstance(models, Models)
     assert models.versions["churn"].startswith("retain-churn v")
     assert models.features[: len(models.churn.features)] == models.churn.features
+
+
+def test_next_action_and_contact_at_follow_the_lifecycle_rules(tables, models, frame):
+    """Every scored customer carries the analytics rules' stage, next action and contact time (at_risk included)."""
+    cfg = AnalyticsConfig().lifecycle
+    config = ServingConfig(at_risk_threshold=cfg.at_risk_threshold, at_risk_action=cfg.actions.at_risk)
+    scored = score_frame(frame, as_of=AS_OF, models=models, config=config).set_index(CUSTOMER_ID)
+    expected = lifecycle(tables, as_of=AS_OF, churn_probability=scored["churn_probability"], config=cfg)
+    expected = expected.set_index(CUSTOMER_ID).reindex(scored.index)
+    assert (scored["next_action"] == expected["next_action"]).all()
+    when = expected["contact_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (scored["contact_at"] == when).all()
+    assert set(scored["next_action"]) >= {"cart_reminder", "retention_offer", "first_purchase_offer"}
+    cart = scored["lifecycle_stage"] == "abandoned_cart"
+    assert cart.any() and (pd.to_datetime(scored.loc[cart, "contact_at"]) >= pd.Timestamp(AS_OF, tz="UTC")).all()
+    assert (scored.loc[scored["lifecycle_stage"] == "at_risk", "contact_at"] == f"{AS_OF}T00:00:00Z").all()
+
+
+def test_profits_are_cents_in_the_configured_currency(models, frame):
+    scored = score_frame(frame.head(200), as_of=AS_OF, models=models, config=ServingConfig(currency="USD"))
+    profits = scored[[f"profit_{o}" for o in models.offer.offers]].to_numpy()
+    np.testing.assert_allclose(profits * 100, np.round(profits * 100), atol=1e-6)
+    assert (scored["currency"] == "USD").all()
+
+
+def test_a_row_without_usable_features_says_so_instead_of_recommending(models):
+    from serving.scoring import NO_FEATURES
+
+    scored = score({}, ["ghost"], as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
+    record = scored.records(known=None)[0]
+    assert record["recommended_offer"] is None and record["offer_unscored_reason"] == NO_FEATURES
+    assert record["profit_free_shipping"] is None and record["profit_discount_20"] is None
+    assert record["churn_probability"] is None and record["churn_unscored_reason"] == NO_FEATURES
+    assert record["reasons"] == []
+
+
+def test_requests_with_made_up_categories_or_numbers_are_refused_naming_the_feature(models, frame):
+    from serving.scoring import FeatureValueError, category_levels, check_request
+
+    levels = category_levels(models)
+    assert "demo_region" in levels
+    good = {"demo_region": [levels["demo_region"][0], None], "sales_orders_all": [3.0, None]}
+    check_request(good, 2, models)
+    for bad, detail in (({"demo_region": [None, 5]}, "5 is not a known category"), ({"demo_region": ["Mars"]}, "Mars")):
+        with pytest.raises(FeatureValueError, match=detail) as caught:
+            check_request(bad, len(bad["demo_region"]), models)
+        assert caught.value.feature == "demo_region"
+    with pytest.raises(FeatureValueError, match="not a number") as caught:
+        check_request({"sales_orders_all": [1.0, "many"]}, 2, models)
+    assert caught.value.row == 1

@@ -20,7 +20,7 @@ from serving import launch
 from serving.batch import run_batch
 from serving.config import ServingConfig
 from serving.models import load_models
-from serving.scoring import NO_ORDER
+from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
 from tests.serving_champions import AS_OF, champions, offer_only
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,9 @@ def test_score_by_ids_marks_unknown_ids(client, known_ids):
     first = body["scores"][0]
     assert first["as_of"] == AS_OF and 0 <= first["churn_probability"] <= 1
     assert first["risk_band"] in ("low", "medium", "high") and first["lifecycle_stage"]
-    assert set(first["offer_profit"]) == {"free_shipping", "discount_20"}
+    assert first["profit_free_shipping"] is not None and first["profit_discount_20"] is not None
+    assert first["currency"] == "EUR" and first["next_action"] and first["contact_at"] >= f"{AS_OF}T00:00:00Z"
+    assert "offer_profit" not in first and body["scores"][1]["profit_discount_20"] is None
     assert first["reasons"] is None
     assert body["models"]["churn"].startswith("retain-churn v")
 
@@ -141,9 +143,9 @@ def test_prospects_by_id_have_null_churn_fields_the_reason_a_stage_and_offers(ch
         assert s["lifecycle_stage"] in ("prospect", "abandoned_cart")
         row = batch.loc[s["customer_id"]]
         assert s["lifecycle_stage"] == row["lifecycle_stage"] and s["recommended_offer"] == row["recommended_offer"]
-        assert set(s["offer_profit"]) == {"free_shipping", "discount_20"}
-        for offer, profit in s["offer_profit"].items():
-            assert profit == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+        for offer in ("free_shipping", "discount_20"):
+            assert s[f"profit_{offer}"] == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+        assert (s["next_action"], s["contact_at"]) == (row["next_action"], row["contact_at"])
     assert r.json()["models"]["churn"].startswith("retain-churn v")
 
 
@@ -159,7 +161,8 @@ def test_score_by_features_without_orders_is_a_prospect(client, known_ids):
     p0, p1, b = r.json()["scores"]
     for s in (p0, p1):
         assert s["churn_probability"] is None and s["churn_unscored_reason"] == NO_ORDER and s["reasons"] == []
-        assert s["recommended_offer"] is not None and s["offer_profit"]
+        assert s["recommended_offer"] is not None and s["profit_discount_20"] is not None
+        assert s["known"] is None  # the caller's own features, not the snapshot's
     assert p1["lifecycle_stage"] == "prospect"
     assert 0 <= b["churn_probability"] <= 1 and b["churn_unscored_reason"] is None
 
@@ -172,15 +175,19 @@ def test_score_by_features_equals_score_by_ids(champ, client, known_ids, prospec
     rows = [
         {
             "customer_id": cid,
-            "features": {f: _plain(columns[f][i]) for f in columns if f != "lifecycle_base_stage"},
-            "lifecycle_base_stage": columns["lifecycle_base_stage"][i],
+            "features": {f: _plain(columns[f][i]) for f in columns if f not in LIFECYCLE_COLUMNS},
+            **{c: columns[c][i] for c in LIFECYCLE_COLUMNS},
         }
         for i, cid in enumerate(hits)
     ]
     by_features = client.post("/score_features", json={"rows": rows, "as_of": AS_OF})
     by_ids = client.post("/score_ids", json={"customer_ids": hits})
     assert by_features.status_code == 200, by_features.text
-    assert by_features.json()["scores"] == by_ids.json()["scores"]
+    features_scores, ids_scores = by_features.json()["scores"], by_ids.json()["scores"]
+    assert [s.pop("known") for s in features_scores] == [None] * 3 and [s.pop("known") for s in ids_scores] == [
+        True
+    ] * 3
+    assert features_scores == ids_scores
 
 
 @pytest.mark.parametrize(
@@ -206,6 +213,25 @@ def test_score_by_features_equals_score_by_ids(champ, client, known_ids, prospec
             {"rows": [{"customer_id": "a", "features": {}, "lifecycle_base_stage": "zombie"}], "as_of": AS_OF},
             400,
             "lifecycle_base_stage",
+        ),
+        ("/score_features", {"rows": [{"customer_id": "a", "features": {}}], "as_of": "2031-13-45"}, 422, "as_of"),
+        (
+            "/score_features",
+            {"rows": [{"customer_id": "a", "features": {"demo_region": 5}}], "as_of": AS_OF},
+            422,
+            "rows[0].features.demo_region: 5 is not a known category",
+        ),
+        (
+            "/score_features",
+            {
+                "rows": [
+                    {"customer_id": "a", "features": {}},
+                    {"customer_id": "b", "features": {"demo_region": "Mars"}},
+                ],
+                "as_of": AS_OF,
+            },
+            422,
+            "rows[1].features.demo_region: 'Mars' is not a known category",
         ),
     ],
 )
@@ -285,8 +311,8 @@ def test_offer_only_registry_over_http(tmp_path_factory):
             assert s["churn_probability"] is None and s["risk_band"] is None and s["reasons"] == []
             assert s["churn_unscored_reason"] == reason and s["churn_model_version"] == reason
             assert s["recommended_offer"] == row["recommended_offer"]
-            for offer, profit in s["offer_profit"].items():
-                assert profit == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
+            for offer in ("free_shipping", "discount_20"):
+                assert s[f"profit_{offer}"] == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
         assert body["scores"][5]["known"] is False and body["scores"][5]["churn_model_version"] == reason
         features = {"demo_region": "North", "demo_age": 40.0}
         r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": features}], "as_of": AS_OF})
@@ -294,7 +320,7 @@ def test_offer_only_registry_over_http(tmp_path_factory):
         s = r.json()["scores"][0]
         assert s["churn_probability"] is None and s["churn_unscored_reason"] == reason
         assert s["recommended_offer"] in ("none", "free_shipping", "discount_20")
-        assert set(s["offer_profit"]) == {"free_shipping", "discount_20"}
+        assert s["profit_free_shipping"] is not None and s["profit_discount_20"] is not None
         r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": {"nope": 1}}], "as_of": AS_OF})
         assert r.status_code == 422 and "nope" in r.text and reason in r.text
 
