@@ -307,7 +307,14 @@ def train_offers_cmd(
     known = pd.read_parquet(truth) if truth is not None else None
     try:
         result = train_offers(
-            tables, catalog=catalog, config=cfg, features_config=features_cfg, truth=known, out_dir=out, track=track
+            tables,
+            catalog=catalog,
+            config=cfg,
+            features_config=features_cfg,
+            truth=known,
+            out_dir=out,
+            track=track,
+            progress=True,
         )
     except OfferLogError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)

@@ -46,11 +46,12 @@ class OfferRows:
 
 
 def offer_training_rows(
-    tables: Tables, *, catalog: OfferCatalog, features_config: FeaturesConfig | None = None
+    tables: Tables, *, catalog: OfferCatalog, features_config: FeaturesConfig | None = None, progress=None
 ) -> OfferRows:
     """One row per logged send: features as of the send's day (built once per distinct day), arm and outcome.
 
-    The cutoff is the start of the send's day, so nothing from that day leaks in.
+    The cutoff is the start of the send's day, so nothing from that day leaks in. ``progress``: a rich
+    ``Progress`` to show the send days on (None: quiet).
     """
     if tables.offers is None:
         raise OfferLogError("offer training needs an offers table (offers.csv or offers.parquet in the data folder)")
@@ -63,9 +64,12 @@ def offer_training_rows(
         )
     day = offers[OFFERS.sent_at].dt.normalize()
     parts = []
+    days = progress.add_task("feature rows per send day", total=day.nunique()) if progress is not None else None
     for cutoff, group in offers.groupby(day, sort=True):
         feats = build_features(tables, cutoff=cutoff, config=features_config)
         parts.append(group.join(feats, on=CUSTOMER_ID))
+        if progress is not None:
+            progress.update(days, advance=1, description=f"feature rows as of {cutoff:%Y-%m-%d}")
     frame = pd.concat(parts, ignore_index=True)
     feats_cols = [c for c in feature_columns(feats) if c in frame.columns]
     categories = {}

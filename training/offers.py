@@ -198,8 +198,20 @@ def fit_and_evaluate(
     catalog: OfferCatalog,
     config: OfferModelConfig,
     truth: pd.DataFrame | None = None,
+    progress=None,
 ) -> OfferTrainingResult:
-    """Hold out, tune, fit every learner, choose one by paired DR value on the held-out sends, decide."""
+    """Hold out, tune, fit every learner, choose one by paired DR value on the held-out sends, decide.
+
+    ``progress``: a rich ``Progress`` showing the steps (tuning, each learner's fit, evaluation, refit), or None.
+    """
+    steps = 2 + len(config.learners) + int(config.refit_on_all)
+    task = progress.add_task("tuning", total=steps) if progress is not None else None
+
+    def step(done: str, next_step: str) -> None:
+        log.debug("train-offers: %s done", done)
+        if progress is not None:
+            progress.update(task, advance=1, description=next_step)
+
     timings = {}
     t0 = time.perf_counter()
     frame = rows.frame
@@ -228,6 +240,7 @@ def fit_and_evaluate(
         valid = split_random(arm[train_idx], 0.25, config.seed + 1)
     params = tune_params(X.iloc[train_idx], arm[train_idx], y[train_idx], valid, config)
     timings["tune_s"] = time.perf_counter() - t0
+    step("tuning", f"fitting the {config.learners[0]}-learner")
 
     est_value = order_values(frame, spec)
     reward = realized_reward(y, arm, realized_order_value(rows, est_value), catalog)
@@ -243,6 +256,8 @@ def fit_and_evaluate(
         learner.fit(X.iloc[train_idx], arm[train_idx], y[train_idx], propensity[train_idx])
         fitted[kind] = (learner, *_policy(learner, rows, held, catalog, config, spec))
         fit_s[kind] = time.perf_counter() - t1
+        later = config.learners[list(config.learners).index(kind) + 1 :]
+        step(f"{kind}-learner", f"fitting the {later[0]}-learner" if later else "evaluating policies on held-out sends")
     # one outcome model (the reference learner's) corrects every policy's DR score, so differences are paired
     q = fitted[config.learners[0]][2]
     choice = choose_learner(
@@ -276,10 +291,12 @@ def fit_and_evaluate(
     if fallback.constant_arm is not None:
         spec["constant_offer"] = rows.arms[fallback.constant_arm]
     final = learner
+    step("evaluation", f"refitting the {best}-learner on every send" if config.refit_on_all else "done")
     if config.refit_on_all:
         t1 = time.perf_counter()
         final = make_learner(best, n_arms, params, config.seed, config.n_jobs).fit(X, arm, y, propensity)
         timings["refit_s"] = time.perf_counter() - t1
+        step("refit", "done")
     spec["terms"] = {rows.arms[a]: terms for a, terms in enumerate(final.terms_)}
     metrics = _metrics(table, learners, qini, fallback, len(frame), int(held.sum()))
     metrics["propensity_from_log"] = float(prop_source == "log")
@@ -350,15 +367,23 @@ def train_offers(
     truth: pd.DataFrame | None = None,
     out_dir: str | Path | None = "models/offers",
     track: bool = True,
+    progress: bool = False,
 ) -> OfferTrainingResult:
-    """The whole job: rows, learners, policy, MLflow run + registry, files under ``out_dir``."""
+    """The whole job: rows, learners, policy, MLflow run + registry, files under ``out_dir``.
+
+    ``progress``: show rich progress bars (feature rows per send day, tuning, each learner, evaluation, refit).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     t0 = time.perf_counter()
-    rows = offer_training_rows(tables, catalog=catalog, features_config=features_config)
-    rows_s = time.perf_counter() - t0
-    if not track:
-        result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth)
-    else:
-        result = _tracked(rows, catalog, config, truth)
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, transient=True, disable=not progress) as bar:
+        rows = offer_training_rows(tables, catalog=catalog, features_config=features_config, progress=bar)
+        rows_s = time.perf_counter() - t0
+        if not track:
+            result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth, progress=bar)
+        else:
+            result = _tracked(rows, catalog, config, truth, progress=bar)
     result.timings["rows_s"] = rows_s
     if out_dir is not None:
         out = Path(out_dir)
@@ -381,7 +406,9 @@ def train_offers(
     return result
 
 
-def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, truth) -> OfferTrainingResult:
+def _tracked(
+    rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, truth, progress=None
+) -> OfferTrainingResult:
     """The run: settings, tuning trials as nested runs, the fit, then everything ``record_run`` logs."""
     import mlflow
 
@@ -390,6 +417,6 @@ def _tracked(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, t
     start_tracking(config.experiment)
     with mlflow.start_run(run_name="train-offers") as run:
         log_settings(rows, catalog, config)
-        result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth)
+        result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth, progress=progress)
         record_run(result, rows, config, run)
     return result
