@@ -140,36 +140,57 @@ def report_cmd(
         help="CSV/Parquet with customer_id and churn_probability (null = not scored; churn_unscored_reason says "
         "why): adds at-risk stage and risk bands",
     ),
-    churn_model_dir: Path = typer.Option(None, help="folder with the churn model card (model_card.md, *.csv, *.png)"),
+    churn_model_dir: Path = typer.Option(
+        None, help="train-churn's folder (model_card.md, report.json, drivers.csv, plots/), e.g. models/churn"
+    ),
     offer_model_dir: Path = typer.Option(
-        None, help="folder with the offer model evaluation (model_card.md, *.csv, *.png)"
+        None, help="train-offers' folder (model_card.md, policies.csv, learners.csv, qini.png), e.g. models/offers"
     ),
     drivers: Path = typer.Option(None, help="CSV of top churn drivers (e.g. feature, importance)"),
-    cohorts_dir: Path = typer.Option(None, help="also write cohorts.csv and cohort_heatmap.png into this folder"),
+    cohorts_dir: Path = typer.Option(
+        None, help="folder for cohorts.csv and cohort_heatmap.png (default: the report's folder)"
+    ),
     configs: Path = Configs,
 ) -> None:
-    """Write the retention report (KPIs, cohorts, lifecycle, model sections) and print its path."""
+    """Write the retention report (KPIs, cohorts, lifecycle and contact plan, models) and cohorts.csv beside it."""
     import pandas as pd
 
     from analytics.cohorts import cohort_retention
     from analytics.config import AnalyticsConfig
-    from analytics.report import Section, write_report
+    from analytics.report import churn_section, offer_section, write_report
     from features.contract import CUSTOMER_ID
+    from serving.config import ServingConfig
 
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise typer.BadParameter(f"{out}: the report is one HTML file; name it *.html", param_hint="--out")
+    if churn_scores is not None and churn_scores.suffix not in (".parquet", ".csv"):
+        raise typer.BadParameter(
+            f"{churn_scores}: expected retain score's .parquet or .csv", param_hint="--churn-scores"
+        )
+    for option, folder in (("--churn-model-dir", churn_model_dir), ("--offer-model-dir", offer_model_dir)):
+        if folder is not None and not (folder / "model_card.md").exists():
+            raise typer.BadParameter(f"{folder}: no model_card.md there", param_hint=option)
     acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
-    cfg, _, tables = load_inputs(data, configs)
-    prob = unscored = None
+    currency = load_config(ServingConfig, configs / "serving.yaml").currency
+    cfg, catalog, tables = load_inputs(data, configs)
+    prob = unscored = scores = None
     if churn_scores is not None:
-        scores = pd.read_parquet(churn_scores) if churn_scores.suffix == ".parquet" else pd.read_csv(churn_scores)
+        from serving.campaign import read_scores
+
+        scores = read_scores(churn_scores)
         if "churn_probability" not in scores.columns or CUSTOMER_ID not in scores.columns:
             raise ContractError(f"{churn_scores}: expected columns {CUSTOMER_ID} and churn_probability")
-        scores = scores.set_index(scores[CUSTOMER_ID].astype(str))
+        scores = scores.set_index(scores[CUSTOMER_ID].astype(str), drop=False)
         prob = scores["churn_probability"]
         unscored = scores["churn_unscored_reason"] if "churn_unscored_reason" in scores.columns else None
-    if cohorts_dir is not None:
-        cohort_retention(tables, as_of=as_of, period=acfg.cohorts.period, max_periods=acfg.cohorts.max_periods).write(
-            cohorts_dir
+    cohorts_csv = None
+    if tables.orders is not None:
+        folder = cohorts_dir if cohorts_dir is not None else out.parent
+        cohorts = cohort_retention(
+            tables, as_of=as_of, period=acfg.cohorts.period, max_periods=acfg.cohorts.max_periods
         )
+        written = cohorts.write(folder)
+        cohorts_csv = str(written["csv"].relative_to(out.parent) if folder == out.parent else written["csv"])
     path = write_report(
         out,
         tables=tables,
@@ -179,11 +200,18 @@ def report_cmd(
         period_days=period_days,
         churn_probability=prob,
         churn_unscored_reason=unscored,
-        churn_model=Section.from_folder("Churn model", churn_model_dir) if churn_model_dir else None,
-        offer_model=Section.from_folder("Offer model evaluation", offer_model_dir) if offer_model_dir else None,
+        churn_model=churn_section(churn_model_dir, currency=currency) if churn_model_dir else None,
+        offer_model=offer_section(offer_model_dir, offers=catalog.names, currency=currency)
+        if offer_model_dir
+        else None,
         drivers=pd.read_csv(drivers) if drivers else None,
+        currency=currency,
+        scores=scores,
+        cohorts_csv=cohorts_csv,
     )
     typer.echo(f"wrote the report to {path.resolve()}")
+    if cohorts_csv:
+        typer.echo(f"wrote the cohort table to {(out.parent / cohorts_csv) if folder == out.parent else cohorts_csv}")
 
 
 @app.command("generate-demo")

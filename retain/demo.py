@@ -24,7 +24,11 @@ def demo_steps(data: Path, outputs: Path, customers: int, trials: int) -> list[t
         ("generate demo data", ["generate-demo", "--out", str(data), "--customers", str(customers)]),
         ("train the churn model", ["train-churn", "--data", str(data), "--trials", str(trials)]),
         ("train the offer model", ["train-offers", "--data", str(data), "--trials", str(trials)]),
-        ("score every customer", ["score", "--data", str(data), "--as-of", as_of, "--out", str(scores)]),
+        (
+            "score every customer",
+            ["score", "--data", str(data), "--as-of", as_of, "--out", str(scores), "--reasons"]
+            + ["--campaign", str(outputs / "campaign.csv")],
+        ),
         (
             "write the report",
             [
@@ -59,6 +63,8 @@ def run_demo(invoke: Callable[[list[str]], None], *, data: Path, outputs: Path, 
     typer.echo(
         f"  scores        {(outputs / 'scores.parquet').resolve()}  ({len(scores):,} customers; offers: {offers})"
     )
+    typer.echo(f"  campaign      {(outputs / 'campaign.csv').resolve()}  (customer, action, offer, send_at)")
+    typer.echo(f"  cohorts       {(outputs / 'cohorts.csv').resolve()}")
     typer.echo(f"  churn model   {Path('models/churn').resolve()}  (model_card.md, metrics.json, plots)")
     typer.echo(f"  offer model   {Path('models/offers').resolve()}")
     typer.echo(f"  demo data     {data.resolve()}  (ground truth in {data.resolve() / 'truth'})")

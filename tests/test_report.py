@@ -224,6 +224,7 @@ def test_report_is_self_contained_and_renders_every_section(tables, tmp_path):
         as_of=AS_OF,
         config=AnalyticsConfig(),
         horizon_days=90,
+        currency="EUR",
         churn_probability=PROBABILITIES,
         churn_model=card,
         offer_model=Section(
@@ -250,7 +251,7 @@ def test_report_is_self_contained_and_renders_every_section(tables, tmp_path):
 
 
 def test_optional_sections_are_left_out_when_not_given(tables):
-    html = render_report(tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90)
+    html = render_report(tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90, currency="EUR")
     assert "Cohort retention" in html and "Lifecycle stages" in html
     for heading in ("By churn risk band", "Churn model", "Offer model", "Top churn drivers"):
         assert heading not in html
@@ -258,7 +259,12 @@ def test_optional_sections_are_left_out_when_not_given(tables):
 
 def test_write_report_is_atomic_and_leaves_no_temp_file(tables, tmp_path):
     out = write_report(
-        tmp_path / "r" / "report.html", tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90
+        tmp_path / "r" / "report.html",
+        tables=tables,
+        as_of=AS_OF,
+        config=AnalyticsConfig(),
+        horizon_days=90,
+        currency="EUR",
     )
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
@@ -273,6 +279,7 @@ def test_report_renders_in_chromium_without_errors(tables, tmp_path):
         as_of=AS_OF,
         config=AnalyticsConfig(),
         horizon_days=90,
+        currency="EUR",
         churn_probability=PROBABILITIES,
         churn_model=card,
         drivers=pd.Series({"days_since_last_order": 0.31}, name="importance"),
@@ -355,6 +362,7 @@ def test_risk_bands_count_only_scored_customers_and_say_who_was_not_scored(table
         as_of=AS_OF,
         config=AnalyticsConfig(),
         horizon_days=90,
+        currency="EUR",
         churn_probability=prob.iloc[:-5],  # the last 5 prospects have no row at all
         churn_unscored_reason=reasons.iloc[:-5],
     )
@@ -393,4 +401,127 @@ def test_report_command_reads_the_reason_from_the_scores_file(tables, tmp_path):
     assert done.exit_code == 0, done.output
     html = out.read_text()
     assert "2 customers were not scored (no order before the as-of date: 2)" in html
+    cohorts = pd.read_csv(tmp_path / "cohorts.csv")  # beside the report, without a flag
+    assert {"cohort", "cohort_size", "k", "customers", "share"} <= set(cohorts.columns) and len(cohorts) > 10
+    assert "cohorts.csv" in html and (tmp_path / "cohort_heatmap.png").exists()
     assert _band_table(html).to_numpy().sum() == len(buyers)
+
+
+def _model_folders(root: Path) -> tuple[Path, Path]:
+    """A churn and an offer folder laid out as train-churn and train-offers write them (small, by hand)."""
+    churn, offers = root / "churn", root / "offers"
+    (churn / "plots").mkdir(parents=True)
+    offers.mkdir()
+    (churn / "model_card.md").write_text(
+        "# Model card: retain-churn\n\n## Purpose\nChurn in 90 days.\n\n## Test metrics with 95% bootstrap intervals\n"
+        "| model | lift_top10 |\n|---|---|\n| model | 1.905 |\n\n## Top drivers (mean |SHAP|, log-odds)\n"
+        "- behavior_days_since_last_visit: 0.3\n\n## Caveats\n- associations, not causes\n"
+    )
+
+    def metric(v):
+        return {"value": v, "ci": [v - 0.01, v + 0.01]}
+
+    models = {
+        name: {"roc_auc": metric(auc), "pr_auc": metric(auc), "brier": metric(0.1), "ece": metric(0.03)}
+        | {"lift_top10": metric(1.90)}
+        for name, auc in (("model", 0.95), ("recency", 0.89))
+    }
+    (churn / "report.json").write_text(json.dumps({"n": 1500, "churn_rate": 0.525, "models": models}))
+    pd.DataFrame({"feature": ["behavior_days_since_last_visit"], "mean_abs_shap": [0.3]}).to_csv(
+        churn / "drivers.csv", index=False
+    )
+    for name in ("roc.png", "calibration.png"):
+        _plot(churn / "plots" / name)
+    (offers / "model_card.md").write_text(
+        "# Next-best-offer model\n\n- Learner: t\n\n## Policies on held-out sends\n\n```\n  dr_gain\nlearned 1.0\n```\n\n"
+        "## Learners\n\n```\n   dr_gain\nt 1.0\n```\n\nCaveats: off-policy estimates.\n"
+    )
+    policies = pd.DataFrame(
+        {
+            "ipw": [7.3],
+            "dr_gain": [1.0543561246358708],
+            "dr_gain_se": [0.24],
+            "share_arm1": [0.21],
+            "share_arm2": [0.14],
+        },
+        index=pd.Index(["learned"], name="policy"),
+    )
+    policies.to_csv(offers / "policies.csv")
+    learners = pd.DataFrame(
+        {"dr_gain": [1.05], "vs_reference": [0.0], "fit_s": [4.93]}, index=pd.Index(["t"], name="learner")
+    )
+    learners.to_csv(offers / "learners.csv")
+    _plot(offers / "qini.png")
+    return churn, offers
+
+
+def _full_report(tables, root: Path, **kw) -> str:
+    from analytics.report import churn_section, offer_section
+
+    churn, offers = _model_folders(root)
+    ids = sorted(tables.customer_ids().astype(str))
+    scores = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "recommended_offer": ["free_shipping", "none", "discount_20"] * (len(ids) // 3) + ["none"] * (len(ids) % 3),
+        }
+    )
+    return dict(
+        tables=tables,
+        as_of=AS_OF,
+        config=AnalyticsConfig(),
+        horizon_days=90,
+        currency="USD",
+        churn_probability=PROBABILITIES,
+        churn_model=churn_section(churn, currency="USD"),
+        offer_model=offer_section(offers, offers=("free_shipping", "discount_20"), currency="USD"),
+        scores=scores,
+        cohorts_csv="cohorts.csv",
+        **kw,
+    )
+
+
+def test_a_complete_report_in_words(tables, tmp_path):
+    """Plots from plots/, offer tables once and in words, KPIs with the currency, cohorts aligned, contact plan."""
+    page = render_report(**_full_report(tables, tmp_path))
+    assert "<pre>" not in page and "```" not in page  # no text dumps
+    assert page.count("<img") == 2 + 2 + 1  # heatmap, stages, the churn plots in plots/, the Qini plot
+    assert "Learners" in page and page.count("gain over the reference learner (USD)") == 1
+    for raw in (">ipw<", "dr gain se", "share arm", "share_arm", ">aov<", "historical clv<"):
+        assert raw not in page, raw
+    assert "share sent free shipping" in page and "21%" in page and "1.05<" in page
+    assert "average order value (USD)" in page and "churn rate (no order within 90 days)" in page
+    assert "lift in the riskiest 10% (at most 1.90)" in page
+    assert "every model is at that ceiling, so lift does not separate them here" in page
+    assert "days since the last site visit" in page  # drivers described in words, listed once
+    assert page.count("behavior_days_since_last_visit") == 1
+    assert "Lifecycle stages: who to contact, with what, when" in page and "cart reminder" in page
+    assert "Offers by stage (from the scores)" in page and "cohorts.csv" in page
+
+
+def test_the_cohort_table_shows_the_heatmaps_cohorts(tables):
+    from analytics.cohorts import cohort_retention
+
+    page = render_report(tables=tables, as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90, currency="EUR")
+    cohorts = cohort_retention(tables, as_of=AS_OF, period="month").shares.tail(
+        AnalyticsConfig().cohorts.max_periods + 1
+    )
+    parser = _Cells()
+    parser.feed(page[page.index("By cohort (first purchase") :])
+    rows = [r[0] for r in parser.rows[1:] if r]
+    assert rows == [c.strftime("%Y-%m-%d") for c in cohorts.index]
+
+
+@needs_chromium
+def test_the_complete_report_renders_in_chromium(tables, tmp_path):
+    page = write_report(tmp_path / "report.html", **_full_report(tables, tmp_path))
+    shot = Path(os.environ.get("RETAIN_SCREENSHOT", tmp_path / "full.png"))
+    seen = render(page, shot, tmp_path / "profile")
+    assert seen["errors"] == []
+    assert all(u.startswith(("file://", "data:")) for u in seen["urls"]), seen["urls"]
+    assert [alt for alt, *_ in seen["images"]] == [
+        "cohort retention heatmap", "lifecycle stages", "calibration", "roc", "qini"
+    ]  # fmt: skip
+    for alt, complete, width, height in seen["images"]:
+        assert complete and width > 0 and height > 0, alt
+    assert _png_not_blank(shot.read_bytes())
