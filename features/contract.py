@@ -27,6 +27,9 @@ import pyarrow.compute as pc
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("visit", "page_view", "add_to_cart", "email_sent", "email_open", "email_click")
+MAX_MAGNITUDE = 1e12  # no contract number (an amount in any currency, an age, a count) is larger; sums stay finite
+EARLIEST = pd.Timestamp("1900-01-01")
+LATE_YEARS = 10  # a date more than max(10 years, twice the column's spread) after its median is a typo
 NO_OFFER = "none"
 MAX_ROWS_SHOWN = 5
 
@@ -310,7 +313,14 @@ def _number(values: pd.Series, *, where: str, integer: bool, bands: Column | Non
             else ""
         )
         raise ContractError(f"{where}: wrong type, {_rows(bad, values.to_frame('v'), 'v')}; expected a number{hint}")
-    return out.astype("float64")
+    out = out.astype("float64")
+    huge = ~np.isfinite(out.to_numpy()) & out.notna().to_numpy() | (out.abs() > MAX_MAGNITUDE).to_numpy()
+    if huge.any():
+        raise ContractError(
+            f"{where}: impossible value, {_rows(huge, values.astype(str).to_frame('v'), 'v')}; expected a finite number "
+            f"of at most {MAX_MAGNITUDE:.0e} in size"
+        )
+    return out
 
 
 _AMOUNT = r"[$€£¥]?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\s*[kK]?"
@@ -387,6 +397,24 @@ def _check_range(values: pd.Series, col: Column, *, where: str) -> None:
             )
 
 
+def _check_dates(values: pd.Series, raw: pd.Series, *, where: str) -> None:
+    """Refuse dates outside the data's plausible range: before 1900, or more than max(10 years, twice the
+    column's spread below its median) after the median, such as a 9999-01-01 that would move every cutoff."""
+    present = values.dropna()
+    if present.empty:
+        return
+    median, first = present.quantile(0.5), max(present.min(), EARLIEST)
+    spread = min(max(median - first, pd.Timedelta(0)), pd.Timedelta(days=365 * 60))  # no overflow near 2262
+    latest = median + max(pd.Timedelta(days=365 * LATE_YEARS), 2 * spread)
+    bad = ((values < EARLIEST) | (values > latest)).fillna(False).to_numpy()
+    if bad.any():
+        raise ContractError(
+            f"{where}: implausible date, {_rows(bad, raw.to_frame('v'), 'v')}; expected dates from "
+            f"{EARLIEST:%Y-%m-%d} to {latest:%Y-%m-%d} (half the column's dates are before {median:%Y-%m-%d}); "
+            "fix or drop those rows"
+        )
+
+
 def validate(
     table: Table | str,
     frame: pd.DataFrame,
@@ -430,6 +458,7 @@ def validate(
             values = _as_id(values)
         elif col.kind == "time":
             values = parse_time(values, where=where, date_format=date_format)
+            _check_dates(values, frame[col.name].reset_index(drop=True), where=where)
         elif col.kind in ("number", "integer"):
             values = _number(values, where=where, integer=col.kind == "integer", bands=col if col.bands else None)
             _check_range(values, col, where=where)

@@ -7,11 +7,13 @@ customers come from the customers table or, failing that, from the orders.
 
 from __future__ import annotations
 
+import csv
 import logging
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.contract import CUSTOMER_ID, TABLES, ContractError, validate
@@ -53,7 +55,13 @@ def _read_file(path: Path) -> pd.DataFrame:
     time columns stay text as written (customer '00123' keeps its zeros, region '01' stays '01').
     """
     if path.suffix == ".parquet":
-        return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)  # no second copy at peak
+        try:
+            return pq.read_table(path).to_pandas(self_destruct=True, split_blocks=True)  # no second copy at peak
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ContractError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__}: {_first_line(exc)}); expected a "
+                "complete Parquet file: write it again, or export the table as CSV"
+            ) from exc
     text = {c.name for c in TABLES[path.stem].columns if c.kind in ("id", "category", "time")}
     options = {"encoding": "utf-8-sig", "skipinitialspace": True}
     try:
@@ -67,10 +75,17 @@ def _read_file(path: Path) -> pd.DataFrame:
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); "
             "expected a UTF-8 CSV file: save or export it as UTF-8"
         ) from exc
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise ContractError(
-            f"{path}: not a readable CSV file ({exc}); expected one header line and comma-separated rows"
+            f"{path}: not a readable CSV file ({_first_line(exc)}); expected UTF-8 text with one header line and "
+            "comma-separated rows, every quote closed"
         ) from exc
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def find_table_files(data_dir: Path) -> dict[str, Path]:

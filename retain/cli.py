@@ -459,15 +459,20 @@ def serve_cmd(
 ) -> None:
     """Start the scoring service (BentoML) on HOST:PORT; see serving/service.py for the endpoints."""
     import os
-    import subprocess
 
     from features.config import ROOT
     from serving.config import ServingConfig
-    from serving.launch import serve_command
+    from serving.launch import empty_key_reason, run_server, serve_command
     from serving.models import ModelError, load_models
     from serving.store import SQLiteStore, StoreError
 
     cfg = load_config(ServingConfig, configs / "serving.yaml")
+    key = os.environ.get(cfg.api_key_env)
+    if key is not None and not key.strip():
+        typer.secho(f"error: refusing to start: {empty_key_reason(cfg.api_key_env)}", fg="red", err=True)
+        sys.exit(2)
+    if key is None:
+        typer.secho(f"warning: {cfg.api_key_env} is not set: anyone who can reach the port can score", err=True)
     if check:
         try:
             load_models(cfg).check_features(SQLiteStore(cfg.store_path).columns, source=str(cfg.store_path))
@@ -477,7 +482,7 @@ def serve_cmd(
     env = {**os.environ, "RETAIN_CONFIGS": str(configs.resolve())}
     if workers is not None:
         env["RETAIN_WORKERS"] = str(workers)
-    sys.exit(subprocess.call(serve_command(host, port), cwd=ROOT, env=env))
+    sys.exit(run_server(serve_command(host, port), cwd=ROOT, env=env))
 
 
 @app.command("demo")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -48,3 +51,43 @@ def wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 180) -> N
             pass
         time.sleep(0.5)
     raise RuntimeError(f"bentoml serve did not become ready within {timeout:.0f} s")
+
+
+def empty_key_reason(env_var: str) -> str:
+    """Why an API key variable that is set but empty is refused (it would leave the service open)."""
+    return (
+        f"{env_var} is set but empty, which would leave the service open: set it to a key, "
+        "or unset it to run without authentication"
+    )
+
+
+def run_server(command: list[str], *, cwd: Path, env: dict[str, str]) -> int:
+    """Run the server in its own process group until it exits; SIGTERM, SIGINT or SIGHUP to us stop the whole
+    group (the BentoML arbiter and its workers), so nothing stays on the port after ``retain serve`` ends."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
+
+    def stop(signum, _frame):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=1)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # workers the arbiter left behind
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.killpg(proc.pid, signal.SIGKILL)
+        return code
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

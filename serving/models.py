@@ -38,11 +38,7 @@ ORDER_COUNT = "sales_orders_all"  # orders before the as-of date: 0 or missing =
 
 
 class ModelError(RuntimeError):
-    """A champion is missing or does not fit the features; the service refuses to start."""
-
-
-class NoChampion(ModelError):
-    """The registry holds no champion under a configured name (or no model at all to score with).
+    """A champion is missing, does not load or does not fit the features; the service refuses to start.
 
     ``reason`` is the message without the registry's address, fit to show over HTTP.
     """
@@ -50,6 +46,10 @@ class NoChampion(ModelError):
     def __init__(self, message: str, *, reason: str | None = None):
         super().__init__(message)
         self.reason = reason or message
+
+
+class NoChampion(ModelError):
+    """The registry holds no champion under a configured name (or no model at all to score with)."""
 
 
 def _levels(booster: lgb.Booster, categorical: list[str], what: str) -> dict[str, dict[str, int]]:
@@ -475,6 +475,24 @@ def _offer_example(uri: str) -> pd.DataFrame | None:
         return meta.load_input_example(str(folder))
 
 
+def _loading(load, client, name: str | None, alias: str):
+    """``load(client, name, alias)``; a registry that cannot be read or an artifact that is gone is a ModelError."""
+    import mlflow
+
+    try:
+        return load(client, name, alias)
+    except ModelError:
+        raise
+    except Exception as exc:  # sqlalchemy on a damaged registry, OSError or MlflowException on a missing artifact
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        what = f"{type(exc).__name__}: {first}"
+        reason = (
+            f"the champion {name}@{alias} could not be loaded ({what}); check that the MLflow registry "
+            "and its artifacts are intact, or train and promote the model again"
+        )
+        raise ModelError(f"{reason} (MLflow registry at {mlflow.get_tracking_uri()})", reason=reason) from exc
+
+
 def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Models:
     """The champions named in ``config``; raises :class:`ModelError` with a clear message when unusable.
 
@@ -489,14 +507,23 @@ def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Mo
 
     quiet_telemetry()
     mlflow.set_tracking_uri(tracking_uri or default_uri())
-    client = MlflowClient()
+    try:
+        client = MlflowClient()
+        client.search_registered_models(max_results=1)  # opens the store: a damaged registry fails here
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        reason = (
+            f"the MLflow registry could not be read ({type(exc).__name__}: {first}); check that the registry "
+            "file is intact (MLFLOW_TRACKING_URI, mlruns/mlflow.db), or train and promote the models again"
+        )
+        raise ModelError(f"{reason} (MLflow registry at {mlflow.get_tracking_uri()})", reason=reason) from exc
     churn, churn_note = None, f"{NO_CHURN}: no churn model configured"
     if config.churn_model is not None:
         try:
-            churn, churn_note = load_churn(client, config.churn_model, config.alias), None
+            churn, churn_note = _loading(load_churn, client, config.churn_model, config.alias), None
         except NoChampion:
             churn_note = f"{NO_CHURN}: no {config.churn_model}@{config.alias} in the registry"
-    offer, note = load_offer(client, config.offer_model, config.alias)
+    offer, note = _loading(load_offer, client, config.offer_model, config.alias)
     if churn is None and offer is None:
         reason = (
             f"nothing to score with: {churn_note} and {note.removeprefix(NO_OFFER + ': ')}; train and promote a "

@@ -14,6 +14,7 @@ members: ``as_of``, ``columns`` and ``lookup(ids)``. See the README.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -27,12 +28,21 @@ import pandas as pd
 from features.contract import CUSTOMER_ID
 from features.io import atomic_path
 
+log = logging.getLogger(__name__)
+
 TABLE = "features"
 META = "meta"
 
 
 class StoreError(RuntimeError):
-    """The snapshot is missing or unreadable; the message says which file and what to run."""
+    """The snapshot is missing, unreadable or damaged; the message says which file and what to run.
+
+    ``reason`` is the message without the file's path, fit to show over HTTP.
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class FeatureStore(Protocol):
@@ -110,43 +120,110 @@ def _rows(frame: pd.DataFrame, numeric: list[str], text: list[str]):
 
 
 class SQLiteStore:
-    """Read side of the SQLite snapshot; one connection per thread, reopened when the file is replaced."""
+    """Read side of the SQLite snapshot: the last good generation of the file, checked before it is used.
+
+    Opening a file checks it whole (``PRAGMA quick_check`` and the row count in its meta table), so a
+    truncated or garbage file is refused at once, not one request in twelve. When the batch job replaces
+    the file (a new inode or modification time) the next lookup opens and checks the new one; a new file
+    that fails the check is not used: the store keeps answering from the previous one (still open, so still
+    readable after the rename) and says so in :attr:`problem`. When the file it reads is changed in place
+    and fails the check, or a lookup meets a damaged page, nothing good is left: :attr:`broken` says why
+    and lookups raise :class:`StoreError` until a good file appears.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._local = threading.local()
-        self._meta_key = None
-        self._connect()
+        self._lock = threading.Lock()
+        self._problem: str | None = None
+        self._broken: str | None = None
+        self.accept = None  # (columns) -> None, raising when a new snapshot's columns do not fit (the service's models)
+        key = self._stat()
+        if key is None:
+            raise StoreError(
+                f"{self.path}: no feature snapshot; run `python -m retain score --as-of DATE` to write it",
+                reason="no feature snapshot; run `python -m retain score --as-of DATE` to write it",
+            )
+        self._con, self._meta = self._open()
+        self._key = self._seen = key
 
-    def _connect(self) -> sqlite3.Connection:
+    def _stat(self) -> tuple[int, int, int] | None:
         try:
             st = os.stat(self.path)
-        except FileNotFoundError as exc:
-            raise StoreError(
-                f"{self.path}: no feature snapshot; run `python -m retain score --as-of DATE` to write it"
-            ) from exc
-        key = (st.st_ino, st.st_mtime_ns)
-        con = getattr(self._local, "con", None)
-        if con is None or self._local.key != key:
-            if con is not None:
-                con.close()
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.con, self._local.key = con, key
-            if self._meta_key != key:
-                self._meta = self._read_meta(con)
-                self._meta_key = key
-        return con
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
-    def _read_meta(self, con: sqlite3.Connection) -> dict:
+    def _open(self) -> tuple[sqlite3.Connection, dict]:
+        """A checked connection to the file now at ``path``, with its meta; StoreError when unusable."""
+        what = "rerun `python -m retain score --as-of DATE` to write it again"
+        try:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"{self.path}: cannot open the feature snapshot ({exc}); {what}",
+                reason=f"cannot open the feature snapshot ({exc}); {what}",
+            ) from exc
         try:
             meta = dict(con.execute(f"SELECT key, value FROM {META}").fetchall())
             for key in ("columns", "numeric", "text"):
                 meta[key] = json.loads(meta[key])
-        except (sqlite3.DatabaseError, KeyError) as exc:
-            raise StoreError(
-                f"{self.path}: not a feature snapshot of this version ({exc}); rerun retain score"
-            ) from exc
-        return meta
+            meta["rows"] = int(meta["rows"])
+            check = con.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(check)
+            rows = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+            if rows != meta["rows"]:
+                raise sqlite3.DatabaseError(f"{rows} rows where the meta table says {meta['rows']}")
+        except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
+            con.close()
+            detail = f"not a readable feature snapshot ({type(exc).__name__}: {exc})"
+            raise StoreError(f"{self.path}: {detail}; {what}", reason=f"{detail}; {what}") from exc
+        if self.accept is not None:
+            try:
+                self.accept(meta["columns"])
+            except Exception as exc:
+                con.close()
+                detail = f"the feature snapshot does not fit the models: {getattr(exc, 'reason', None) or exc}"
+                raise StoreError(f"{self.path}: {detail}", reason=detail) from exc
+        return con, meta
+
+    def refresh(self) -> None:
+        """Open the file at ``path`` if it changed since the last look; keep the current one if it is bad."""
+        key = self._stat()
+        if key == self._seen:
+            return
+        with self._lock:
+            if key == self._seen:
+                return
+            self._seen = key
+            if key is None:
+                self._problem = "the feature snapshot file was removed; answering from the last good one"
+                log.error("%s: %s", self.path, self._problem)
+                return
+            try:
+                con, meta = self._open()
+            except StoreError as exc:
+                if key[0] == self._key[0]:  # changed in place: the open file is the damaged one
+                    self._broken = f"the feature snapshot was changed in place and is damaged: {exc.reason}"
+                else:
+                    self._problem = (
+                        f"a new feature snapshot was refused, answering from the last good one: {exc.reason}"
+                    )
+                log.error("%s: %s", self.path, self._broken or self._problem)
+                return
+            old, self._con, self._meta, self._key = self._con, con, meta, key
+            self._problem = self._broken = None
+        old.close()
+
+    @property
+    def problem(self) -> str | None:
+        """Why the store answers from an older file than the one at ``path`` (None: it reads the current file)."""
+        return self._problem
+
+    @property
+    def broken(self) -> str | None:
+        """Why the store cannot answer at all (None: it can)."""
+        return self._broken
 
     @property
     def as_of(self) -> str:
@@ -158,35 +235,52 @@ class SQLiteStore:
 
     @property
     def rows(self) -> int:
-        return int(self._meta["rows"])
+        return self._meta["rows"]
 
     def lookup(self, ids: Sequence[str]) -> tuple[list[str], dict[str, list]]:
-        con = self._connect()
-        meta = self._meta
-        wanted = list(dict.fromkeys(ids))
-        found: dict[str, tuple] = {}
-        for start in range(0, len(wanted), 900):  # stay under SQLite's bound-parameter limit
-            part = wanted[start : start + 900]
-            marks = ", ".join("?" * len(part))
-            for row in con.execute(f'SELECT * FROM {TABLE} WHERE "{CUSTOMER_ID}" IN ({marks})', part):
-                found[row[0]] = row
-        hits = [i for i in ids if i in found]
-        return hits, self._columns([found[i] for i in hits], meta)
+        self.refresh()
+        with self._lock:
+            if self._broken:
+                raise StoreError(f"{self.path}: {self._broken}", reason=self._broken)
+            con, meta = self._con, self._meta
+            wanted = list(dict.fromkeys(ids))
+            found: dict[str, tuple] = {}
+            try:
+                for start in range(0, len(wanted), 900):  # stay under SQLite's bound-parameter limit
+                    part = wanted[start : start + 900]
+                    marks = ", ".join("?" * len(part))
+                    for row in con.execute(f'SELECT * FROM {TABLE} WHERE "{CUSTOMER_ID}" IN ({marks})', part):
+                        found[row[0]] = row
+                hits = [i for i in ids if i in found]
+                return hits, self._columns([found[i] for i in hits], meta)
+            except (sqlite3.Error, ValueError, TypeError) as exc:
+                self._broken = (
+                    f"the feature snapshot is damaged ({type(exc).__name__}); "
+                    "rerun `python -m retain score --as-of DATE` to write it again"
+                )
+                log.error("%s: %s", self.path, self._broken)
+                raise StoreError(f"{self.path}: {self._broken}", reason=self._broken) from exc
 
     @staticmethod
     def _columns(rows: list[tuple], meta: dict) -> dict:
         numeric, text = meta["numeric"], meta["text"]
+        width = 8 * len(numeric)
+        if any(len(r[1]) != width for r in rows):
+            raise ValueError("a row's numeric features have the wrong length")
         matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float64).reshape(len(rows), len(numeric))
         out: dict = {name: matrix[:, j] for j, name in enumerate(numeric)}
         texts = json.loads("[" + ",".join(r[2] for r in rows) + "]")
+        if any(len(t) != len(text) for t in texts):
+            raise ValueError("a row's text features have the wrong length")
         out.update({name: [t[j] for t in texts] for j, name in enumerate(text)})
         return out
 
     def frame(self) -> pd.DataFrame:
         """Every row as a DataFrame (customer_id column first), for Spark jobs and checks."""
-        con = self._connect()
-        rows = con.execute(f'SELECT * FROM {TABLE} ORDER BY "{CUSTOMER_ID}"').fetchall()
-        columns = self._columns(rows, self._meta)
+        self.refresh()
+        with self._lock:
+            rows = self._con.execute(f'SELECT * FROM {TABLE} ORDER BY "{CUSTOMER_ID}"').fetchall()
+            columns = self._columns(rows, self._meta)
         data = {CUSTOMER_ID: [r[0] for r in rows]}
         data.update({c: columns[c] for c in self.columns})
         return pd.DataFrame(data)
