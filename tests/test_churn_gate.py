@@ -1,4 +1,7 @@
-"""The champion gate on a real MLflow store (a temporary SQLite file): worse is refused, better promoted."""
+"""The champion gate on a real MLflow store (a temporary SQLite file): worse is refused, better promoted, a tie
+keeps the champion, a rescore uses only rows neither model was fitted on, and no version is left undecided."""
+
+import socket
 
 import mlflow
 import numpy as np
@@ -7,7 +10,19 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from training.config import Gate
-from training.registry import champion_score, current_champion, gate, log_model, register, start_tracking
+from training.registry import (
+    Rescore,
+    champion_score,
+    current_champion,
+    deciding,
+    end_interrupted_runs,
+    gate,
+    log_model,
+    register,
+    settle_undecided,
+    start_tracking,
+    tracked_run,
+)
 
 NAME = "churn-test"
 CUTOFF = "2026-04-01"
@@ -29,13 +44,21 @@ def data():
     return X, y
 
 
-def challenger(X, y, columns, score, *, cutoff=CUTOFF, rescore=None):
+def challenger(X, y, columns, score, *, cutoff=CUTOFF, rescore=None, fitted_through=None):
     """One training run: log a real model, register it, record its test score, run the gate."""
     model = LogisticRegression().fit(X[columns], y)
     with mlflow.start_run() as run:
         mlflow.set_tag("test_cutoff", cutoff)
         mlflow.log_metric("test_roc_auc", score)
-        version = register(log_model(model, X[columns]), NAME, run_id=run.info.run_id, test_cutoff=cutoff)
+        version = register(
+            log_model(model, X[columns]),
+            NAME,
+            run_id=run.info.run_id,
+            test_cutoff=cutoff,
+            metric="test_roc_auc",
+            score=score,
+            fitted_through=fitted_through,
+        )
         decision = gate(
             NAME,
             version,
@@ -71,7 +94,65 @@ def test_gate_rescores_the_champion_on_a_new_test_cutoff(store, data):
     challenger(X, y, ["recency"], 0.90)
     real = champion_score(f"models:/{NAME}@champion", X, y, "roc_auc")
     assert real > 0.8
-    rescore = lambda uri: champion_score(uri, X, y, "roc_auc")  # noqa: E731
+    rescore = lambda champ: Rescore(  # noqa: E731
+        champion_score(f"models:/{NAME}/{champ.version}", X, y, "roc_auc"), 0.55, "the test rows of 2026-05-01"
+    )
     weak = challenger(X, y, ["noise"], 0.55, cutoff="2026-05-01", rescore=rescore)
-    assert not weak.promoted and "rescored on this test cutoff" in weak.reason
+    assert not weak.promoted and "both rescored on the test rows of 2026-05-01" in weak.reason
     assert weak.champion_score == pytest.approx(real)
+
+
+def test_a_challenger_equal_to_the_champion_ties_and_the_champion_stays(store, data):
+    """Same held-out rows, same held-out score: a tie, with margin 0 too; the champion keeps its alias."""
+    X, y = data
+    first = challenger(X, y, ["recency"], 0.80)
+    flat = Gate(metric="roc_auc", margin=0.0)
+    with mlflow.start_run() as run:
+        version = register(
+            mlflow.MlflowClient().get_model_version(NAME, first.version).source,  # the very same model
+            NAME,
+            run_id=run.info.run_id,
+            test_cutoff=CUTOFF,
+            metric="test_roc_auc",
+            score=0.80,
+        )
+        tie = gate(NAME, version, gate=flat, test_cutoff=CUTOFF, challenger_score=0.80, score_champion=pytest.fail)
+    assert not tie.promoted and "ties champion v1" in tie.reason
+    assert tie.champion_score == tie.challenger_score == 0.80
+    assert str(current_champion(NAME).version) == first.version
+    metrics = mlflow.get_run(run.info.run_id).data.metrics
+    assert metrics["gate_challenger_score"] == metrics["gate_champion_score"] == 0.80
+
+
+def test_a_rescore_with_no_rows_neither_model_saw_keeps_the_champion(store, data):
+    X, y = data
+    challenger(X, y, ["recency"], 0.90, fitted_through="2026-06-01")
+    none_left = lambda champ: Rescore(None, None, f"v{champ.version} was fitted on these rows")  # noqa: E731
+    later = challenger(X, y, ["recency"], 0.95, cutoff="2026-05-01", rescore=none_left)
+    assert not later.promoted and later.reason == "champion v1 kept: v1 was fitted on these rows"
+    assert str(current_champion(NAME).version) == "1"
+
+
+def test_no_version_is_left_without_a_decision(store, data):
+    """Stopped between registration and the gate (Ctrl-C, SIGTERM), or killed outright: marked interrupted."""
+    X, y = data
+    model = LogisticRegression().fit(X[["noise"]], y)
+    client = mlflow.MlflowClient()
+    with pytest.raises(KeyboardInterrupt), tracked_run("interrupted") as run:
+        version = register(log_model(model, X[["noise"]]), NAME, run_id=run.info.run_id, test_cutoff=CUTOFF)
+        with deciding(NAME, version):
+            raise KeyboardInterrupt
+    assert client.get_run(run.info.run_id).info.status == "KILLED"
+    tags = client.get_model_version(NAME, version).tags
+    assert tags["champion_decision"] == "interrupted" and "KeyboardInterrupt" in tags["champion_reason"]
+    with pytest.raises(Exception, match="alias"):  # the challenger alias does not point at the undecided version
+        client.get_model_version_by_alias(NAME, "challenger")
+    # a process killed outright: its version has no decision and its run is left RUNNING
+    with mlflow.start_run() as dead:
+        killed = register(log_model(model, X[["noise"]]), NAME, run_id=dead.info.run_id, test_cutoff=CUTOFF)
+        mlflow.set_tags({"retain.pid": "999999999", "retain.host": socket.gethostname()})
+    client.update_run(dead.info.run_id, status="RUNNING")
+    assert end_interrupted_runs(mlflow.get_experiment_by_name("gate-test").experiment_id) == [dead.info.run_id]
+    assert client.get_run(dead.info.run_id).info.status == "KILLED"
+    assert settle_undecided(NAME) == [killed]
+    assert client.get_model_version(NAME, killed).tags["champion_decision"] == "interrupted"

@@ -1,4 +1,5 @@
-"""Tuning: trials are nested MLflow runs, and the SQLite study resumes where it stopped."""
+"""Tuning: trials are nested MLflow runs, the configured parameters are trial 0, the SQLite study resumes where
+it stopped on the same data and settings, and other data starts its own study."""
 
 import mlflow
 import numpy as np
@@ -8,7 +9,7 @@ import pandas as pd
 from training.config import LgbmParams, Tuning
 from training.datasets import Rows
 from training.registry import start_tracking
-from training.tuning import storage_url, tune
+from training.tuning import storage_url, study_name, tune
 
 
 def synthetic_rows(n: int, seed: int) -> Rows:
@@ -35,6 +36,21 @@ def test_trials_are_nested_runs_and_the_study_resumes(tmp_path):
     finally:
         mlflow.set_tracking_uri(None)
     assert len(children) == 3 and {"params.learning_rate", "params.num_leaves"} <= set(children.columns)
-    study = optuna.load_study(study_name="resume-me", storage=storage_url(storage))
+    name = study_name(train, stop, base=base, tuning=tuning, seed=0)
+    assert name.startswith("resume-me-")
+    study = optuna.load_study(study_name=name, storage=storage_url(storage))
     assert len(study.trials) == 5
-    assert best.max_rounds == 200 and best != base
+    first = study.trials[0]
+    assert first.params["learning_rate"] == base.learning_rate and first.params["num_leaves"] == base.num_leaves
+    assert study.best_value >= first.value  # tuning never returns worse than the configured parameters
+    assert best.max_rounds == 200
+
+
+def test_other_data_or_settings_get_their_own_study(tmp_path):
+    train, stop = synthetic_rows(500, 0), synthetic_rows(200, 1)
+    base, tuning = LgbmParams(), Tuning(study_name="churn")
+    name = study_name(train, stop, base=base, tuning=tuning, seed=0)
+    assert name == study_name(synthetic_rows(500, 0), synthetic_rows(200, 1), base=base, tuning=tuning, seed=0)
+    assert name != study_name(synthetic_rows(500, 2), stop, base=base, tuning=tuning, seed=0)
+    assert name != study_name(train, stop, base=LgbmParams(num_leaves=15), tuning=tuning, seed=0)
+    assert name != study_name(train, stop, base=base, tuning=tuning, seed=1)

@@ -2,9 +2,12 @@
 
 ``record_run`` logs what ``fit_and_evaluate`` decided and measured under the
 active run (parameters and tags saying how the sends were held out and where a
-conversion's value came from, metrics, tables, the Qini plot, the card), logs
-the pyfunc, registers it as ``challenger`` and runs the champion gate on the
-DR gain over the same held-out sends.
+conversion's value came from, the campaign log as a dataset input, metrics,
+tables, the Qini plot, the card), logs the pyfunc (as code, with the code it
+needs, so plain MLflow loads it), registers it as ``challenger`` and runs the
+champion gate on the DR gain over held-out sends that neither model was fitted
+on. ``write_outputs`` puts the champion's files in ``models/offers/`` and this
+run's in ``models/offers/challenger/``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from features.config import OfferCatalog
+from features.config import ROOT, OfferCatalog
+from features.contract import OFFERS
+from features.io import write_text_atomic
 from serving.offer_predictor import save_model
 from training.offpolicy import plot_uplift
 
@@ -26,6 +31,12 @@ if TYPE_CHECKING:
     from training.offers import OfferModelConfig, OfferTrainingResult
 
 GATE_METRIC = "test_dr_gain"
+PYFUNC_FILE = "training/offer_pyfunc.py"  # models-from-code: the pyfunc, no pickled class
+# what the pyfunc imports, copied into the model's code/ folder
+OFFER_CODE = ("serving/offer_predictor.py", "features/config.py", "features/contract.py")
+REQUIREMENTS = ("mlflow", "lightgbm", "pandas", "numpy", "pydantic", "pyyaml", "duckdb", "pyarrow")
+# the run artifacts that make up models/offers/ (besides the model folder)
+FILES = ("metrics.json", "policies.csv", "learners.csv", "model_card.md", "qini.png", "plots")
 
 
 def model_card(result: OfferTrainingResult) -> str:
@@ -38,6 +49,7 @@ def model_card(result: OfferTrainingResult) -> str:
             "",
             f"- Learner: {result.choice.reason if result.choice else result.learner}",
             f"- Decision: {result.fallback.reason}",
+            f"- Champion gate: {getattr(result, 'gate', None) or 'not run (not registered yet)'}",
             f"- Holdout: {result.holdout['description']}",
             f"- Conversion value: {result.value.description if result.value else 'not recorded'}",
             f"- Rows: {int(result.metrics['rows']):,} sends, {int(result.metrics['heldout_rows']):,} held out",
@@ -61,13 +73,13 @@ def model_card(result: OfferTrainingResult) -> str:
 
 
 def offer_signature(example: pd.DataFrame, output: pd.DataFrame):
-    """Inputs: every feature by name, of any type (MLflow then passes a category column through, as
-    ``build-features`` writes it, and the model types it itself); outputs as scored."""
+    """Inputs: every feature by name, required (as for the churn model); numbers as doubles, text features of
+    any type (a category column passes through as ``build-features`` writes it; the model types it itself)."""
     from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    inputs = Schema([ColSpec(AnyType(), c, required=False) for c in example.columns])
-    return ModelSignature(inputs=inputs, outputs=infer_signature(example, output).outputs)
+    from training.registry import input_schema
+
+    return ModelSignature(inputs=input_schema(example, any_text=True), outputs=infer_signature(example, output).outputs)
 
 
 def log_settings(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig) -> None:
@@ -78,13 +90,37 @@ def log_settings(rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfi
     mlflow.log_params({"catalog": json.dumps(catalog.model_dump()), "rows": len(rows.frame)})
 
 
-def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelConfig, run) -> None:
+def campaign_window(rows: OfferRows) -> str:
+    """First..last campaign day of the log, for the run name."""
+    sent = pd.to_datetime(rows.frame[OFFERS.sent_at])
+    return f"{sent.min():%Y-%m-%d}..{sent.max():%Y-%m-%d}"
+
+
+def fitted_through(result: OfferTrainingResult, rows: OfferRows, config: OfferModelConfig) -> str:
+    """The last send the registered model was fitted on: every send when refit on all, else the training sends."""
+    from training.offer_rows import ROW
+
+    frame = rows.frame
+    fitted = frame if config.refit_on_all else frame[~frame[ROW].isin(result.heldout[ROW])]
+    return pd.to_datetime(fitted[OFFERS.sent_at]).max().isoformat()
+
+
+def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelConfig, run, *, source=None) -> None:
     """Everything the run decided, the pyfunc, its registration and the gate; sets ``run_id`` and ``promoted``."""
     import mlflow
 
-    from serving.offer_predictor import OfferPolicyModel, score_offers
+    from serving.offer_predictor import score_offers
     from training.config import Gate
-    from training.registry import gate, input_example, register
+    from training.registry import (
+        TEST_CUTOFF_TAG,
+        code_folder,
+        deciding,
+        describe,
+        gate,
+        input_example,
+        log_dataset,
+        register,
+    )
 
     mlflow.log_params({f"lgbm_{k}": v for k, v in result.params.items()})
     mlflow.log_params(
@@ -97,65 +133,178 @@ def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelC
             "conversion_value": result.value.description[:500],
         }
     )
+    days = result.holdout["days"]
     mlflow.set_tags(
         {
+            TEST_CUTOFF_TAG: days,
             "holdout": result.holdout["kind"],
             "holdout_description": result.holdout["description"],
             "conversion_value_source": result.value.source,
             "learner_choice": result.choice.reason,
         }
     )
+    log_dataset(
+        rows.frame[[*rows.features, OFFERS.offer, OFFERS.converted]],
+        name="offers-log",
+        source=source,
+        context="training",
+        targets=OFFERS.converted,
+    )
     mlflow.log_metrics({**result.metrics, GATE_METRIC: result.metrics["shipped_dr_gain"]})
-    mlflow.log_text(result.policies.to_csv(), "policies.csv")
-    mlflow.log_text(result.learners.to_csv(), "learners.csv")
-    mlflow.log_text(model_card(result), "model_card.md")
-    mlflow.log_figure(plot_uplift(result.curves), "qini.png")
+    result.run_id = run.info.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        folder = save_model(result.boosters, result.spec, Path(tmp) / "offer_model")
+        tmp = Path(tmp)
+        folder = save_model(result.boosters, result.spec, tmp / "offer_model")
         example = input_example(rows.frame[rows.features])
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=OfferPolicyModel(),
+            python_model=str(ROOT / PYFUNC_FILE),
             artifacts={"offer_model": str(folder)},
+            code_paths=code_folder(OFFER_CODE, tmp / "code"),
             signature=offer_signature(example, score_offers(result.boosters, result.spec, example)),
             input_example=example,
             pip_requirements=pip_requirements(),
         )
-    result.run_id = run.info.run_id
-    days = result.holdout["days"]
-    version = register(info.model_uri, config.model_name, run_id=run.info.run_id, test_cutoff=days)
-    # the churn gate compares f"test_{metric}" on the same test slice; here the metric is the DR gain
-    rule = Gate(metric=GATE_METRIC.removeprefix("test_"), margin=config.gate_margin)
-    decision = gate(
+        mlflow.log_artifacts(str(_write_files(result, tmp / "files")))  # before the gate: a champion has them
+    score = result.metrics["shipped_dr_gain"]
+    version = register(
+        info.model_uri,
         config.model_name,
-        version,
-        gate=rule,
+        run_id=run.info.run_id,
         test_cutoff=days,
-        challenger_score=result.metrics["shipped_dr_gain"],
-        score_champion=lambda uri: champion_gain(uri, result.holdout),
+        metric=GATE_METRIC,
+        score=score,
+        fitted_through=fitted_through(result, rows, config),
     )
-    result.promoted = decision.promoted
+    rule = Gate(metric=GATE_METRIC.removeprefix("test_"), margin=config.gate_margin)
+    with deciding(config.model_name, version):
+        decision = gate(
+            config.model_name,
+            version,
+            gate=rule,
+            test_cutoff=days,
+            challenger_score=score,
+            score_champion=lambda champ: rescore(champ, result),
+        )
+    result.promoted, result.gate = decision.promoted, decision.reason
+    with tempfile.TemporaryDirectory() as tmp:  # the same files, now with the gate's decision
+        files = _write_files(result, Path(tmp))
+        mlflow.log_artifact(str(files / "metrics.json"))
+        mlflow.log_artifact(str(files / "model_card.md"))
+    describe(config.model_name, version, model_card(result))
 
 
-def champion_gain(model_uri: str, holdout: dict) -> float:
-    """DR gain per customer of a registered offer model's choices on this run's held-out campaigns."""
+def rescore(champ, result: OfferTrainingResult):
+    """Champion and challenger on this run's held-out sends after the last send the champion was fitted on."""
+    from training.registry import FITTED_TAG, Rescore
+
+    held = result.holdout["frame"]
+    sent = pd.to_datetime(held[OFFERS.sent_at])
+    through = champ.tags.get(FITTED_TAG)
+    if through is None:
+        mask = np.ones(len(held), dtype=bool)
+        rows = f"all {len(held):,} held-out sends (v{champ.version} recorded no fitting window)"
+    else:
+        mask = (sent > pd.Timestamp(through)).to_numpy()
+        rows = f"the {int(mask.sum()):,} held-out sends after {through}, the last send v{champ.version} was fitted on"
+    if not mask.any():
+        return Rescore(
+            None,
+            None,
+            f"none of the {len(held):,} held-out sends is after {through}, which v{champ.version} was fitted on",
+        )
+    champion = champion_gain(f"models:/{champ.name}/{champ.version}", result.holdout, mask)
+    challenger = _gain(result.heldout["shipped"].to_numpy()[mask], result.holdout, mask)
+    return Rescore(champion, challenger, rows)
+
+
+def champion_gain(model_uri: str, holdout: dict, mask: np.ndarray | None = None) -> float:
+    """DR gain per customer of a registered offer model's choices on this run's held-out campaigns (``mask``: some)."""
     import mlflow
 
-    from training.offpolicy import dr_scores
     from training.registry import input_example
 
+    frame = holdout["frame"] if mask is None else holdout["frame"][mask]
     model = mlflow.pyfunc.load_model(model_uri)
     features = model.unwrap_python_model().spec_["features"]
-    chosen = model.predict(input_example(holdout["frame"][features], n=len(holdout["frame"])))["offer"].to_numpy()
+    chosen = model.predict(input_example(frame[features], n=len(frame)))["offer"].to_numpy()
     arms = list(model.unwrap_python_model().spec_["arms"])
-    policy = np.array([arms.index(c) for c in chosen])
-    args = holdout["reward"], holdout["logged"], holdout["propensity"], holdout["q"]
+    return _gain(np.array([arms.index(c) for c in chosen]), holdout, mask)
+
+
+def _gain(policy: np.ndarray, holdout: dict, mask: np.ndarray | None) -> float:
+    """DR gain per send of ``policy`` (arm per held-out send in ``mask``) over sending nothing."""
+    from training.offpolicy import dr_scores
+
+    keep = slice(None) if mask is None else mask
+    args = [np.asarray(holdout[k])[keep] for k in ("reward", "logged", "propensity", "q")]
     none = np.zeros(len(policy), dtype=int)
     return float((dr_scores(policy, *args) - dr_scores(none, *args)).mean())
+
+
+def _write_files(result: OfferTrainingResult, folder: Path) -> Path:
+    """metrics.json, the tables, the card, the Qini plot and its data (plots/qini.csv) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "learner": result.learner,
+        "learner_choice": result.choice.reason,
+        "decision": result.fallback.reason,
+        "holdout": result.holdout["description"],
+        "conversion_value": result.value.description,
+        "promoted": result.promoted,
+        "champion_gate": getattr(result, "gate", None),
+        "run_id": result.run_id,
+        "metrics": result.metrics,
+    }
+    write_text_atomic(json.dumps(payload, indent=1, default=float), folder / "metrics.json")
+    write_text_atomic(result.policies.to_csv(), folder / "policies.csv")
+    write_text_atomic(result.learners.to_csv(), folder / "learners.csv")
+    write_text_atomic(model_card(result), folder / "model_card.md")
+    plot_uplift(result.curves).savefig(folder / "qini.png", dpi=90)
+    (folder / "plots").mkdir(exist_ok=True)
+    write_text_atomic(qini_table(result.curves).round(6).to_csv(index=False), folder / "plots" / "qini.csv")
+    return folder
+
+
+def qini_table(curves: dict[str, pd.DataFrame], points: int = 101) -> pd.DataFrame:
+    """Each offer's Qini curve (incremental conversions vs none) at 0%, 1%, ..., 100% of customers targeted."""
+    share = np.linspace(0, 1, points)
+    out = {"share_targeted": share}
+    for name, curve in curves.items():
+        out[name] = np.interp(share, np.r_[0.0, curve["fraction"]], np.r_[0.0, curve["qini"]])
+    return pd.DataFrame(out)
+
+
+def write_outputs(result: OfferTrainingResult, out_dir: Path, *, model_name: str | None) -> None:
+    """This run's files (model folder included) into ``out_dir/challenger/``; the champion's into ``out_dir``.
+
+    Without tracking (``model_name`` None) there is no champion: the run's files go to ``out_dir`` itself.
+    Each set is written into a staging folder and renamed into place, so a killed run leaves the old files.
+    """
+    from training.registry import CHALLENGER_DIR, champion_files, clean_staging, staged, staging
+
+    out_dir = Path(out_dir)
+    clean_staging(out_dir)
+    with staging(out_dir) if model_name is None else staged(out_dir / CHALLENGER_DIR) as stage:
+        _write_files(result, stage)
+        save_model(result.boosters, result.spec, stage / "model")
+    if model_name is not None:
+        champion_files(model_name, out_dir, FILES, _offer_model_folder)
+
+
+def _offer_model_folder(champ, dst: Path) -> None:
+    """The champion's booster folder (what ``serving.offer_predictor.load_model`` reads)."""
+    import shutil
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(f"models:/{champ.name}/{champ.version}", dst_path=tmp)
+        shutil.copytree(Path(local) / "artifacts" / "offer_model", dst)
 
 
 def pip_requirements() -> list[str]:
     """Pinned from the running environment: MLflow's inference would cost seconds per model."""
     import importlib.metadata as md
 
-    return [f"{name}=={md.version(name)}" for name in ("mlflow", "lightgbm", "pandas", "numpy", "pydantic", "pyyaml")]
+    return [f"{name}=={md.version(name)}" for name in REQUIREMENTS]

@@ -22,7 +22,6 @@ the shipped policy from losing money.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
@@ -35,14 +34,13 @@ from pydantic import Field, field_validator
 
 from features.config import FeaturesConfig, Frozen, OfferCatalog
 from features.contract import CUSTOMER_ID, OFFERS
-from features.io import write_text_atomic
 from features.sources import Tables
-from serving.offer_predictor import expected_rewards, order_values, save_model
-from training.offer_registry import log_settings, model_card, record_run
+from serving.offer_predictor import expected_rewards, order_values
+from training.offer_registry import campaign_window, log_settings, record_run, write_outputs
 from training.offer_rows import ARM, ROW, OfferRows, logged_propensity, offer_training_rows, realized_order_value
 from training.offer_split import Holdout, check_arms, choose_holdout, describe_days, split_random
 from training.offer_value import ConversionValue, conversion_value
-from training.offpolicy import evaluate_policies, plot_uplift, qini_summary, realized_reward, true_rewards, uplift_curve
+from training.offpolicy import evaluate_policies, qini_summary, realized_reward, true_rewards, uplift_curve
 from training.policy import Fallback, LearnerChoice, check_against_constant, choose_learner, decide
 from training.uplift import DEFAULT_PARAMS, LEARNERS, make_learner
 
@@ -385,24 +383,8 @@ def train_offers(
         else:
             result = _tracked(rows, catalog, config, truth, progress=bar)
     result.timings["rows_s"] = rows_s
-    if out_dir is not None:
-        out = Path(out_dir)
-        save_model(result.boosters, result.spec, out / "model")
-        payload = {
-            "learner": result.learner,
-            "learner_choice": result.choice.reason,
-            "decision": result.fallback.reason,
-            "holdout": result.holdout["description"],
-            "conversion_value": result.value.description,
-            "promoted": result.promoted,
-            "run_id": result.run_id,
-            "metrics": result.metrics,
-        }
-        write_text_atomic(json.dumps(payload, indent=1, default=float), out / "metrics.json")
-        write_text_atomic(result.policies.to_csv(), out / "policies.csv")
-        write_text_atomic(result.learners.to_csv(), out / "learners.csv")
-        write_text_atomic(model_card(result), out / "model_card.md")
-        plot_uplift(result.curves).savefig(out / "qini.png", dpi=90)
+    if out_dir is not None:  # the champion's files in out_dir, this run's in out_dir/challenger/
+        write_outputs(result, Path(out_dir), model_name=config.model_name if track else None)
     return result
 
 
@@ -410,12 +392,10 @@ def _tracked(
     rows: OfferRows, catalog: OfferCatalog, config: OfferModelConfig, truth, progress=None
 ) -> OfferTrainingResult:
     """The run: settings, tuning trials as nested runs, the fit, then everything ``record_run`` logs."""
-    import mlflow
-
-    from training.registry import start_tracking
+    from training.registry import run_name, start_tracking, tracked_run
 
     start_tracking(config.experiment)
-    with mlflow.start_run(run_name="train-offers") as run:
+    with tracked_run(run_name("offers", campaign_window(rows))) as run:
         log_settings(rows, catalog, config)
         result = fit_and_evaluate(rows, catalog=catalog, config=config, truth=truth, progress=progress)
         record_run(result, rows, config, run)

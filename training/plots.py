@@ -1,4 +1,8 @@
-"""Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary."""
+"""Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary.
+
+The calibration and gain curves are also written as CSV (``calibration.csv``, ``gain.csv``) for
+``dvc plots show`` / ``dvc plots diff`` (the ``plots:`` section of dvc.yaml).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 TOP_FEATURES = 15
+GRID = 101  # points of the CSV curves: 0%, 1%, ..., 100% of customers
 
 
 def _save(fig, path: Path) -> Path:
@@ -33,6 +38,27 @@ def calibration(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, bins: 
     ax.set(xlabel="predicted churn probability", ylabel="observed churn rate", title="Calibration (test)")
     ax.legend()
     return _save(fig, path)
+
+
+def calibration_table(y: np.ndarray, scores: dict[str, np.ndarray], bins: int = 10) -> pd.DataFrame:
+    """Per predicted-probability decile: each model's mean prediction and observed rate (wide, one row a decile)."""
+    cols = {"decile": np.arange(1, bins + 1)}
+    for name, p in scores.items():
+        q = pd.qcut(pd.Series(p).rank(method="first"), bins, labels=False)
+        g = pd.DataFrame({"p": p, "y": y}).groupby(q.to_numpy()).mean().reindex(range(bins))
+        cols[f"predicted_{name}"], cols[f"observed_{name}"] = g["p"].to_numpy(), g["y"].to_numpy()
+    return pd.DataFrame(cols)
+
+
+def gain_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Share of churners captured at 0%, 1%, ..., 100% of customers contacted, one column per model."""
+    share = np.linspace(0, 1, GRID)
+    out = {"share_contacted": share}
+    n = len(y)
+    for name, p in scores.items():
+        captured = np.concatenate([[0.0], np.cumsum(y[np.argsort(-p, kind="stable")]) / y.sum()])
+        out[name] = captured[np.round(share * n).astype(int)]
+    return pd.DataFrame(out)
 
 
 def roc(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
@@ -97,8 +123,10 @@ def write_all(
 ) -> pd.Series:
     """Every chart for one run; returns the mean |SHAP| per feature (the top drivers)."""
     calibration(y, scores, out / "calibration.png")
+    calibration_table(y, scores).round(6).to_csv(out / "calibration.csv", index=False)
     roc(y, scores, out / "roc.png")
     gain(y, scores, out / "gain.png")
+    gain_table(y, scores).round(6).to_csv(out / "gain.csv", index=False)
     gains = pd.Series(booster.booster_.feature_importance("gain"), index=X.columns)
     importance(gains, out / "importance.png")
     sample = X.sample(min(shap_rows, len(X)), random_state=seed)

@@ -1,7 +1,10 @@
 """The churn train pipeline: plan -> fit -> baselines -> evaluate -> log -> register -> gate.
 
-One MLflow run holds it all: parameters, data window, metrics with CIs, plots,
-the model card and the logged model; the same files land in ``out_dir`` for DVC.
+One MLflow run holds it all: parameters, data window, the training and test rows
+as dataset inputs, metrics with CIs, plots, the model card and the logged model.
+``out_dir`` (a DVC output) holds the champion's files, taken from the registry;
+this run's files go to ``out_dir/challenger/``. Each set is written into a staging
+folder and renamed into place, so a killed run leaves the previous files whole.
 """
 
 from __future__ import annotations
@@ -25,7 +28,28 @@ from training.datasets import CUTOFF, CutoffPlan, Rows
 from training.evaluate import bootstrap_report, flat_metrics, roc_auc, slice_reports, summary_metrics
 from training.model_card import baseline_verdicts, render
 from training.plots import write_all
-from training.registry import TEST_CUTOFF_TAG, Decision, champion_score, gate, log_model, register, save_model
+from training.registry import (
+    CHALLENGER_DIR,
+    FITTED_TAG,
+    TEST_CUTOFF_TAG,
+    Decision,
+    Rescore,
+    champion_files,
+    champion_model_folder,
+    champion_score,
+    clean_staging,
+    deciding,
+    describe,
+    gate,
+    log_dataset,
+    log_model,
+    register,
+    run_name,
+    save_model,
+    staged,
+    staging,
+    tracked_run,
+)
 from training.tuning import tune
 
 
@@ -73,17 +97,23 @@ def train_churn(
     out_dir: Path,
     trials: int | None = None,
     register_model: bool = True,
+    source: str | None = None,
 ) -> TrainResult:
     """Fit, compare with baselines, log everything to the active experiment, register and gate.
 
-    Call :func:`training.registry.start_tracking` first; artifacts also land in ``out_dir``.
+    Call :func:`training.registry.start_tracking` first. ``out_dir`` gets the champion's files and
+    ``out_dir/challenger/`` this run's (without ``register_model``, ``out_dir`` gets this run's).
+    ``source`` names where the tables came from (the dataset inputs' source).
     """
     train, valid, test = (plan.rows(panel, role) for role in ("train", "valid", "test"))
     check_minimum(train, test, config.minimum)
     trials = config.tuning.trials if trials is None else trials
     test_cutoff = plan.describe()["test_cutoff"]
-    with mlflow.start_run(run_name=f"churn-{test_cutoff}") as run:
+    window = f"{plan.describe()['train_cutoffs'].split(',')[0]}..{test_cutoff}"
+    with tracked_run(run_name("churn", window)) as run:
         mlflow.set_tag(TEST_CUTOFF_TAG, test_cutoff)
+        log_rows(train, "churn-train", source, "training")
+        log_rows(test, "churn-test", source, "testing")
         mlflow.set_tag("plan", plan.note)
         mlflow.log_params(
             {
@@ -132,40 +162,105 @@ def train_churn(
         report["calibration"] = fitted.method
         report["start"] = {"chosen": start, "columns": list(fitted.prior.columns) if fitted.prior else []}
         report["valid_auc"] = valid_auc
-        mlflow.log_metrics(flat_metrics(report))
+        mlflow.log_metrics({**flat_metrics(report), **interval_metrics(report)})
         report["verdicts"] = baseline_verdicts(report)
         mlflow.set_tag("baselines", " ".join(report["verdicts"]).replace("**", ""))
 
-        out_dir.mkdir(parents=True, exist_ok=True)
-        drivers = write_all(fitted.booster, test.X, test.y, scores, out_dir / "plots", seed=config.seed)
-        final = refit_for_scoring(
-            plan.rows(panel, "refit"),
-            plan.rows(panel, "recalibrate"),
-            params,
-            fitted.rounds,
-            config,
-            start=start,
-            bg_nbd=bg_nbd,
-        )
-        decision = None
-        model_uri = log_model(final.model, test.X)
-        if register_model:
-            version = register(model_uri, config.model_name, run_id=run.info.run_id, test_cutoff=test_cutoff)
-            decision = gate(
-                config.model_name,
-                version,
-                gate=config.gate,
-                test_cutoff=test_cutoff,
-                challenger_score=report["models"]["model"][config.gate.metric]["value"],
-                score_champion=lambda uri: champion_score(uri, test.X, test.y, config.gate.metric),
+        clean_staging(out_dir)
+        target = out_dir / CHALLENGER_DIR if register_model else out_dir
+        with staged(target) if register_model else staging(out_dir) as stage:
+            drivers = write_all(fitted.booster, test.X, test.y, scores, stage / "plots", seed=config.seed)
+            final = refit_for_scoring(
+                plan.rows(panel, "refit"),
+                plan.rows(panel, "recalibrate"),
+                params,
+                fitted.rounds,
+                config,
+                start=start,
+                bg_nbd=bg_nbd,
             )
-        report["champion"] = None if decision is None else {"promoted": decision.promoted, "reason": decision.reason}
-        write_outputs(out_dir, final.model, test.X, report, drivers, features=features, config=config)
-        for name in ("metrics.json", "report.json", "model_card.md", "drivers.csv"):
-            mlflow.log_artifact(str(out_dir / name))
-        mlflow.log_artifacts(str(out_dir / "plots"), artifact_path="plots")
+            decision = None
+            report["champion"] = None
+            model_uri = log_model(final.model, test.X)
+            write_outputs(stage, final.model, test.X, report, drivers, features=features, config=config)
+            log_run_files(stage)  # before the gate: a champion always has its files in its run
+            if register_model:
+                metric = f"test_{config.gate.metric}"
+                score = report["models"]["model"][config.gate.metric]["value"]
+                fitted_cutoffs = plan.describe()["refit_cutoffs"].split(",") + plan.describe()[
+                    "recalibrate_cutoffs"
+                ].split(",")
+                version = register(
+                    model_uri,
+                    config.model_name,
+                    run_id=run.info.run_id,
+                    test_cutoff=test_cutoff,
+                    metric=metric,
+                    score=score,
+                    fitted_through=max(c for c in fitted_cutoffs if c),
+                )
+                with deciding(config.model_name, version):
+                    decision = gate(
+                        config.model_name,
+                        version,
+                        gate=config.gate,
+                        test_cutoff=test_cutoff,
+                        challenger_score=score,
+                        score_champion=lambda champ: rescore_champion(champ, test, score, test_cutoff, config),
+                    )
+                report["champion"] = {"promoted": decision.promoted, "reason": decision.reason}
+                card = render(report, drivers, features=features, config=config)
+                write_text_atomic(card, stage / "model_card.md")
+                write_text_atomic(json.dumps(report, indent=2, default=float), stage / "report.json")
+                mlflow.log_artifact(str(stage / "model_card.md"))
+                mlflow.log_artifact(str(stage / "report.json"))
+                describe(config.model_name, version, card)
+        if register_model:
+            champion_files(config.model_name, out_dir, RUN_FILES, champion_model_folder)
         predictions = test.keys.assign(churned=test.y, **scores)
         return TrainResult(run.info.run_id, report, decision, predictions)
+
+
+RUN_FILES = ("metrics.json", "report.json", "model_card.md", "drivers.csv", "plots")
+
+
+def interval_metrics(report: dict) -> dict[str, float]:
+    """The 95% bounds of every difference and slice metric: ``diff_<name>_<m>_lo/hi``, ``slice_<s>_<m>_lo/hi``."""
+    out = {}
+    for name, values in report["differences"].items():
+        for m, v in values.items():
+            out[f"diff_{name}_{m}_lo"], out[f"diff_{name}_{m}_hi"] = v["ci"]
+    for name, values in report.get("slices", {}).items():
+        for m, v in values.items():
+            if isinstance(v, dict) and "ci" in v:
+                out[f"slice_{name}_{m}_lo"], out[f"slice_{name}_{m}_hi"] = v["ci"]
+    return {k: float(v) for k, v in out.items() if v == v}
+
+
+def log_rows(rows: Rows, name: str, source: str | None, context: str) -> None:
+    """A role's rows (keys, features, label) as a dataset input of the active run."""
+    frame = rows.keys.reset_index(drop=True).join(rows.X.reset_index(drop=True)).assign(churned=rows.y)
+    log_dataset(frame, name=name, source=source, context=context, targets="churned")
+
+
+def log_run_files(folder: Path) -> None:
+    for name in RUN_FILES[:-1]:
+        mlflow.log_artifact(str(folder / name))
+    mlflow.log_artifacts(str(folder / "plots"), artifact_path="plots")
+
+
+def rescore_champion(champ, test: Rows, challenger_score: float, test_cutoff: str, config: ChurnConfig) -> Rescore:
+    """The champion on this run's test rows, unless it was fitted on rows at (or after) this cutoff."""
+    through = champ.tags.get(FITTED_TAG)
+    if through is not None and through >= test_cutoff:
+        return Rescore(
+            None,
+            None,
+            f"v{champ.version} was fitted on cutoffs up to {through}, not before the test cutoff {test_cutoff}",
+        )
+    uri = f"models:/{champ.name}/{champ.version}"
+    champion = champion_score(uri, test.X, test.y, config.gate.metric)
+    return Rescore(champion, challenger_score, f"the {len(test.y):,} customers of test cutoff {test_cutoff}")
 
 
 def write_outputs(
@@ -178,7 +273,7 @@ def write_outputs(
     features: FeaturesConfig,
     config: ChurnConfig,
 ) -> None:
-    """The DVC outputs: model folder, metrics.json, report.json (with CIs), model_card.md, drivers.csv."""
+    """A run's files: model folder, metrics.json, report.json (with CIs), model_card.md, drivers.csv."""
     save_model(model, X, out_dir / "model")
     drivers.rename_axis("feature").rename("mean_abs_shap").reset_index().to_csv(out_dir / "drivers.csv", index=False)
     write_text_atomic(json.dumps(summary_metrics(report), indent=2), out_dir / "metrics.json")
