@@ -358,12 +358,13 @@ def _texts(columns: Mapping, name: str, n: int) -> np.ndarray:
 
 def lifecycle_fields(columns: Mapping, n: int, stage: np.ndarray, as_of_values: np.ndarray, config: ServingConfig):
     """next_action and contact_at for the final stage: the base stage's from the lifecycle columns; at_risk (the
-    scorer's rule) gets ``config.at_risk_action`` at the as-of date."""
+    scorer's rule) gets ``config.at_risk_action``, at the base stage's time (the as-of instant), else the as-of date."""
     action, contact = _texts(columns, BASE_ACTION, n), _texts(columns, BASE_CONTACT, n)
     risky = stage == AT_RISK
-    if risky.any():
+    if risky.any():  # the base stage was inactive or active, contacted at the as-of instant: keep that time
         action[risky] = config.at_risk_action
-        contact[risky] = [None if d is None else _iso(pd.Timestamp(d)) for d in as_of_values[risky]]
+        unknown = risky & np.array([c is None for c in contact], dtype=bool)
+        contact[unknown] = [None if d is None else _iso(pd.Timestamp(d)) for d in as_of_values[unknown]]
     return action, contact
 
 

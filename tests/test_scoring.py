@@ -319,3 +319,15 @@ def test_requests_with_made_up_categories_or_numbers_are_refused_naming_the_feat
     with pytest.raises(FeatureValueError, match="not a number") as caught:
         check_request({"sales_orders_all": [1.0, "many"]}, 2, models)
     assert caught.value.row == 1
+
+
+def test_at_risk_keeps_the_as_of_instant_of_its_base_stage():
+    from serving.scoring import BASE_ACTION, BASE_CONTACT, lifecycle_fields
+
+    columns = {BASE_ACTION: ["new_arrivals", "motivating_offer", "cart_reminder"]}
+    columns[BASE_CONTACT] = ["2026-06-01T14:00:00Z", None, "2026-06-01T16:00:00Z"]
+    stage = np.array(["at_risk", "at_risk", "abandoned_cart"], dtype=object)
+    config = ServingConfig(at_risk_action="call_them")
+    action, contact = lifecycle_fields(columns, 3, stage, np.array(["2026-06-01"] * 3, dtype=object), config)
+    assert list(action) == ["call_them", "call_them", "cart_reminder"]
+    assert list(contact) == ["2026-06-01T14:00:00Z", "2026-06-01T00:00:00Z", "2026-06-01T16:00:00Z"]
