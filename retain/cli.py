@@ -285,15 +285,7 @@ def train_churn_cmd(
             return
         start_tracking(cfg.experiment)
         result = train_churn(
-            tables,
-            panel,
-            plan,
-            features=features_cfg,
-            config=cfg,
-            out_dir=out,
-            trials=trials,
-            register_model=register,
-            source=str(data.resolve()),
+            tables, panel, plan, features=features_cfg, config=cfg, out_dir=out, trials=trials, register_model=register
         )
     except (InsufficientData, NotEnoughHistory) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
@@ -304,10 +296,7 @@ def train_churn_cmd(
         typer.echo("  " + line.replace("**", ""))
     if result.decision is not None:
         typer.echo(f"champion gate: {'promoted' if result.decision.promoted else 'kept'} ({result.decision.reason})")
-    if register:
-        typer.echo(f"files of this training: {out / 'challenger'}; of the champion (what is served): {out}")
-    else:
-        typer.echo(f"model card: {out / 'model_card.md'}")
+    typer.echo(f"model card: {out / 'model_card.md'}")
 
 
 @app.command("train-offers")
@@ -368,13 +357,8 @@ def train_offers_cmd(
         f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing"
     )
     if result.promoted is not None:
-        gate = getattr(result, "gate", "")
-        verdict = "promoted" if result.promoted else "kept the champion"
-        typer.echo(f"champion gate: {verdict} ({gate})")
-        typer.echo(f"files of this training: {out / 'challenger'}; of the champion (what is served): {out}")
-        typer.echo(f"run {result.run_id}: champion gate {verdict}")
-    else:
-        typer.echo(f"wrote {out}")
+        typer.echo(f"run {result.run_id}: champion gate {'promoted' if result.promoted else 'kept the champion'}")
+    typer.echo(f"wrote {out}")
 
 
 @app.command("score")
@@ -403,7 +387,7 @@ def score_cmd(
 ) -> None:
     """Score every customer as of a date (churn, risk band, lifecycle stage, next action and when, offer)."""
     from analytics.config import AnalyticsConfig
-    from serving.batch import run_batch
+    from serving.batch import BatchError, run_batch
     from serving.config import ServingConfig
     from serving.models import ModelError, load_models
 
@@ -429,7 +413,7 @@ def score_cmd(
             store=None if no_store else (store or serving_cfg.store_path),
             track=not no_track,
         )
-    except ModelError as exc:
+    except (ModelError, BatchError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
     rate = result.customers / max(result.seconds, 1e-9)

@@ -16,7 +16,11 @@ clock, so a rerun on the same inputs writes a byte-identical file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +41,7 @@ from features.sources import Tables
 from serving.config import ServingConfig
 from serving.models import Models
 from serving.scoring import BASE_ACTION, BASE_CONTACT, BASE_STAGE, LIFECYCLE_COLUMNS, score_frame
-from serving.store import write_snapshot
+from serving.store import fill_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +93,63 @@ def score_chunks(frame: pd.DataFrame, *, as_of, models: Models, config: ServingC
         )
 
 
+class BatchError(RuntimeError):
+    """The outputs cannot be written (busy, read-only, full, a folder where a file belongs); exit 2 in the CLI."""
+
+
 def clean_stale(path: Path) -> None:
-    """Remove temporary files a killed run left beside ``path``."""
+    """Remove temporary files a killed run left beside ``path``; call it only while holding ``output_lock``
+    (another live run's temporary file looks the same)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         stale.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def output_lock(*paths: Path):
+    """An exclusive lock per output (``.<name>.lock`` beside it) for the whole run; a second run on the same
+    outputs stops at once with BatchError instead of deleting the first one's temporary files."""
+    held: list[int] = []
+    try:
+        for path in sorted({Path(p).resolve() for p in paths}):
+            if path.is_dir():
+                raise BatchError(f"{path}: is a folder; expected a file path for the output")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise BatchError(f"{path}: cannot write there ({exc.strerror or exc})") from exc
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                os.close(fd)
+                raise BatchError(
+                    f"{path}: another retain score is writing it now; wait for it to finish, or choose another "
+                    "--out / --store"
+                ) from exc
+            held.append(fd)
+        yield
+    finally:
+        for fd in held:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 def write_scores(chunks, out: Path, fmt: str, total: int, progress: bool = True) -> dict:
     """Stream chunks into ``out`` atomically; returns the distribution summary."""
+    out = Path(out)
+    with output_lock(out):
+        clean_stale(out)
+        with atomic_path(out) as tmp:
+            return fill_scores(chunks, tmp, fmt, total, progress=progress)
+
+
+def fill_scores(chunks, tmp: Path, fmt: str, total: int, progress: bool = True) -> dict:
+    """Stream chunks into the new file ``tmp`` (``write_scores`` without the lock and the rename)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    clean_stale(out)
     summary = _Summary()
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with atomic_path(out) as tmp, Progress(*columns, transient=True, disable=not progress) as bar:
+    with Progress(*columns, transient=True, disable=not progress) as bar:
         task = bar.add_task("score", total=total)
         writer = None
         try:
@@ -183,19 +230,39 @@ def run_batch(
     frame = snapshot_frame(tables, as_of=as_of, models=models, features=features, lifecycle_config=lifecycle_config)
     chunk_size = chunk_size or config.batch.chunk_size
     chunks = score_chunks(frame, as_of=as_of_day, models=models, config=config, reasons=reasons, chunk_size=chunk_size)
-    summary = write_scores(chunks, out, fmt, len(frame), progress=progress)
-    store_path = None
-    if store is not None:
-        store_path = Path(store)
-        clean_stale(store_path)
-        columns = [*models.features, *LIFECYCLE_COLUMNS]
-        write_snapshot(frame.reset_index(), store_path, as_of=as_of_day, columns=columns)
+    store_path = None if store is None else Path(store)
+    outputs = [out] if store_path is None else [out, store_path]
+    try:
+        with output_lock(*outputs), contextlib.ExitStack() as renames:
+            # both files are written beside their final paths first and renamed together at the end (the
+            # snapshot first), so a failure or a kill before that leaves the old pair; the snapshot records
+            # the scores file it belongs with (scores_sha256 in its meta)
+            for path in outputs:
+                clean_stale(path)
+            tmp_out = renames.enter_context(atomic_path(out))
+            tmp_store = None if store_path is None else renames.enter_context(atomic_path(store_path))
+            summary = fill_scores(chunks, tmp_out, fmt, len(frame), progress=progress)
+            if tmp_store is not None:
+                columns = [*models.features, *LIFECYCLE_COLUMNS]
+                extra = {"scores_sha256": _sha256(tmp_out), "scores_file": out.name}
+                fill_snapshot(tmp_store, frame.reset_index(), as_of=as_of_day, columns=columns, extra=extra)
+    except OSError as exc:
+        where = exc.filename or out
+        raise BatchError(f"{where}: cannot write ({exc.strerror or exc}); nothing was replaced") from exc
     seconds = time.perf_counter() - started
     run_id = (
         _track(summary, out=out, as_of=as_of_day, models=models, reasons=reasons, seconds=seconds) if track else None
     )
     log.info("scored %d customers as of %s into %s in %.1fs", len(frame), as_of_day, out, seconds)
     return BatchResult(out, len(frame), seconds, summary, store_path, run_id)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _track(summary: dict, *, out: Path, as_of: str, models: Models, reasons: bool, seconds: float) -> str:

@@ -65,41 +65,47 @@ def write_snapshot(frames, path: str | Path, *, as_of: str, columns: list[str]) 
     One row per customer: the numeric features packed as float64 bytes, the text
     features as a JSON list, so a lookup of 100 customers reads 100 short rows.
     """
-    if isinstance(frames, pd.DataFrame):
-        frames = [frames]
     path = Path(path)
     with atomic_path(path) as tmp:
-        tmp.unlink()
-        con = sqlite3.connect(tmp)
-        try:
-            con.execute("PRAGMA journal_mode=OFF")
-            con.execute("PRAGMA synchronous=OFF")
-            con.execute(f'CREATE TABLE {TABLE} ("{CUSTOMER_ID}" TEXT PRIMARY KEY, num BLOB, txt TEXT)')
-            numeric: list[str] | None = None
-            rows = 0
-            for frame in frames:
-                if CUSTOMER_ID not in frame.columns:
-                    frame = frame.reset_index()
-                if numeric is None:
-                    numeric = [c for c in columns if _is_number(frame[c])]
-                    text = [c for c in columns if c not in numeric]
-                con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?)", _rows(frame, numeric, text))
-                rows += len(frame)
-            if numeric is None:
-                raise StoreError("no feature rows to write")
-            con.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT)")
-            meta = {
-                "as_of": as_of,
-                "columns": json.dumps(columns),
-                "numeric": json.dumps(numeric),
-                "text": json.dumps(text),
-                "rows": str(rows),
-            }
-            con.executemany(f"INSERT INTO {META} VALUES (?, ?)", meta.items())
-            con.commit()
-        finally:
-            con.close()
+        fill_snapshot(tmp, frames, as_of=as_of, columns=columns)
     return path
+
+
+def fill_snapshot(tmp: Path, frames, *, as_of: str, columns: list[str], extra: dict[str, str] | None = None) -> None:
+    """Write the snapshot into the new file ``tmp`` (``write_snapshot`` without the rename); ``extra``: more meta."""
+    if isinstance(frames, pd.DataFrame):
+        frames = [frames]
+    tmp.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp)
+    try:
+        con.execute("PRAGMA journal_mode=OFF")
+        con.execute("PRAGMA synchronous=OFF")
+        con.execute(f'CREATE TABLE {TABLE} ("{CUSTOMER_ID}" TEXT PRIMARY KEY, num BLOB, txt TEXT)')
+        numeric: list[str] | None = None
+        rows = 0
+        for frame in frames:
+            if CUSTOMER_ID not in frame.columns:
+                frame = frame.reset_index()
+            if numeric is None:
+                numeric = [c for c in columns if _is_number(frame[c])]
+                text = [c for c in columns if c not in numeric]
+            con.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?)", _rows(frame, numeric, text))
+            rows += len(frame)
+        if numeric is None:
+            raise StoreError("no feature rows to write")
+        con.execute(f"CREATE TABLE {META} (key TEXT PRIMARY KEY, value TEXT)")
+        meta = {
+            "as_of": as_of,
+            "columns": json.dumps(columns),
+            "numeric": json.dumps(numeric),
+            "text": json.dumps(text),
+            "rows": str(rows),
+            **(extra or {}),
+        }
+        con.executemany(f"INSERT INTO {META} VALUES (?, ?)", meta.items())
+        con.commit()
+    finally:
+        con.close()
 
 
 def _is_number(values: pd.Series) -> bool:

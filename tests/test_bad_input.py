@@ -63,7 +63,56 @@ CASES = {
     ),
     "empty file": ("reviews", lambda f: f.iloc[0:0], ["reviews.csv", "empty"]),
     "orphan rows": ("orders", set_cell("customer_id", 0, "zed"), ["orders.csv", "1 row(s)", "1 customer(s)", "zed"]),
+    # issue 16: impossible values that used to pass and break training or the profits
+    "amount 1e308": ("orders", set_cell("amount", 1, "1e308"), ["orders.csv", "'amount'", "row 2", "finite"]),
+    "amount inf": ("orders", set_cell("amount", 2, "inf"), ["orders.csv", "'amount'", "row 3", "finite"]),
+    "discount -inf": ("orders", set_cell("discount_amount", 0, "-inf"), ["orders.csv", "discount_amount", "row 1"]),
+    "order in year 9999": (
+        "orders",
+        set_cell("ordered_at", 1, "9999-01-01"),
+        ["orders.csv", "'ordered_at'", "implausible date", "row 2: '9999-01-01'", "expected dates from"],
+    ),
+    "signup before 1900": (
+        "customers",
+        set_cell("signed_up_at", 0, "1024-01-01"),
+        ["customers.csv", "signed_up_at", "row 1", "1900-01-01"],
+    ),
 }
+
+# files that are not what their name says: exit 2 naming the file, no traceback
+BROKEN_FILES = {
+    "binary orders.csv": ("orders.csv", bytes(range(256)) * 40, ["orders.csv", "not UTF-8"]),
+    "latin-1 with accents": (
+        "customers.csv",
+        "customer_id,region\na,Québec\nb,Genève\n".encode("latin-1"),
+        ["customers.csv", "UTF-8"],
+    ),
+    "unterminated quote": (
+        "orders.csv",
+        b'customer_id,ordered_at,amount\na,2024-01-01,"10\nb,2024-02-01,20\n',
+        ["orders.csv", "not a readable CSV file", "quote"],
+    ),
+    "truncated parquet": ("orders.parquet", None, ["orders.parquet", "not a readable Parquet file"]),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_FILES, ids=list(BROKEN_FILES))
+def test_a_broken_file_exits_2_naming_it(case, data_dir, tmp_path):
+    name, content, expected = BROKEN_FILES[case]
+    if content is None:  # a real Parquet file cut in half
+        frame = pd.read_csv(data_dir / "orders.csv", dtype=str)
+        (data_dir / "orders.csv").unlink()
+        frame.to_parquet(data_dir / name, index=False)
+        whole = (data_dir / name).read_bytes()
+        content = whole[: len(whole) // 2]
+    (data_dir / name).write_bytes(content)
+    result, out = run_build(data_dir, tmp_path)
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "Traceback" not in message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
