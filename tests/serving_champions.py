@@ -92,7 +92,8 @@ def registry(uri: str):
 
 
 def offer_only(root: Path) -> Champions:
-    """A shop without orders and a registry with an offer champion only (once per process); the env is left as is.
+    """A shop without orders whose campaign log is one randomised campaign, sent on one date, and a registry with
+    an offer champion only (once per process); the env is left as is.
 
     Scores, the feature snapshot (``store``) and the registry are under ``root``; ``scores.parquet`` there is the
     batch job's output as of ``AS_OF``.
@@ -110,6 +111,9 @@ def offer_only(root: Path) -> Champions:
     data_dir = root / "data"
     data_dir.mkdir(parents=True)
     for name, frame in generate(N_CUSTOMERS, days=730, seed=SEED).tables.items():
+        if name == "offers":  # the largest campaign alone: the commonest log a shop has
+            day = frame["sent_at"].dt.normalize()
+            frame = frame[day == day.value_counts().idxmax()]
         if name != "orders":
             frame.to_parquet(data_dir / f"{name}.parquet", index=False)
     catalog = OfferCatalog()
