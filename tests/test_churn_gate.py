@@ -156,3 +156,25 @@ def test_no_version_is_left_without_a_decision(store, data):
     assert client.get_run(dead.info.run_id).info.status == "KILLED"
     assert settle_undecided(NAME) == [killed]
     assert client.get_model_version(NAME, killed).tags["champion_decision"] == "interrupted"
+
+
+def test_a_write_stopped_halfway_leaves_the_old_folder_whole(tmp_path):
+    """A kill inside save_model (or anywhere in a staged write) leaves the previous model folder as it was."""
+    from training.registry import clean_staging, staged
+
+    folder = tmp_path / "churn" / "model"
+    folder.mkdir(parents=True)
+    (folder / "MLmodel").write_text("old")
+    with pytest.raises(KeyboardInterrupt), staged(folder) as stage:
+        stage.mkdir()
+        (stage / "MLmodel").write_text("half")
+        raise KeyboardInterrupt
+    assert (folder / "MLmodel").read_text() == "old"
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]
+    with staged(folder) as stage:
+        stage.mkdir()
+        (stage / "MLmodel").write_text("new")
+    assert (folder / "MLmodel").read_text() == "new"
+    (folder.parent / ".staging-model-x").mkdir()  # what a SIGKILL would leave
+    clean_staging(folder.parent)
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]
