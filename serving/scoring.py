@@ -322,7 +322,8 @@ def check_request(columns: Mapping, n: int, models: Models) -> None:
             if allowed is not None:
                 if not isinstance(v, str) or v not in allowed:
                     shown = ", ".join(repr(x) for x in allowed[:20])
-                    raise FeatureValueError(i, name, f"{v!r} is not a known category; expected one of {shown}")
+                    given = int(v) if isinstance(v, float) and v.is_integer() else v  # JSON 5 arrives as 5.0
+                    raise FeatureValueError(i, name, f"{given!r} is not a known category; expected one of {shown}")
             elif isinstance(v, str) or not np.isfinite(float(v)):
                 raise FeatureValueError(i, name, f"{v!r} is not a number")
 
