@@ -178,3 +178,17 @@ def test_a_write_stopped_halfway_leaves_the_old_folder_whole(tmp_path):
     (folder.parent / ".staging-model-x").mkdir()  # what a SIGKILL would leave
     clean_staging(folder.parent)
     assert sorted(p.name for p in folder.parent.iterdir()) == ["model"]
+
+
+def test_an_offer_champion_refit_on_every_send_is_not_rescored_on_them():
+    """The offer champion saw every send up to its fitted_through: only later held-out sends can judge it."""
+    from types import SimpleNamespace
+
+    from training.offer_registry import rescore
+
+    held = pd.DataFrame({"sent_at": pd.to_datetime(["2025-09-01", "2025-09-05"]), "customer_id": ["a", "b"]})
+    result = SimpleNamespace(holdout={"frame": held}, heldout=pd.DataFrame({"shipped": [1, 0]}))
+    champ = SimpleNamespace(name="retain-offers", version="3", tags={"fitted_through": "2025-09-05T00:00:00"})
+    out = rescore(champ, result)
+    assert out.champion is None and out.challenger is None
+    assert out.rows == "none of the 2 held-out sends is after 2025-09-05T00:00:00, which v3 was fitted on"

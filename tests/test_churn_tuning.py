@@ -54,3 +54,16 @@ def test_other_data_or_settings_get_their_own_study(tmp_path):
     assert name != study_name(synthetic_rows(500, 2), stop, base=base, tuning=tuning, seed=0)
     assert name != study_name(train, stop, base=LgbmParams(num_leaves=15), tuning=tuning, seed=0)
     assert name != study_name(train, stop, base=base, tuning=tuning, seed=1)
+
+
+def test_offer_tuning_starts_from_the_configured_settings():
+    """One trial is the configured LightGBM settings themselves: tuning cannot return something untried and worse."""
+    from training.offers import OfferModelConfig, tune_params
+    from training.uplift import DEFAULT_PARAMS
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})
+    arm, y = rng.integers(0, 3, 600), rng.integers(0, 2, 600)
+    valid = np.arange(600) >= 450
+    config = OfferModelConfig(trials=1, lgbm={"num_leaves": 7, "n_estimators": 30}, n_jobs=1)
+    assert tune_params(X, arm, y, valid, config) == {**DEFAULT_PARAMS, "num_leaves": 7, "n_estimators": 30}

@@ -96,11 +96,16 @@ def holdout_for(rows: OfferRows, config: OfferModelConfig) -> Holdout:
     )
 
 
+OFFER_SPACE = ("n_estimators", "learning_rate", "num_leaves", "min_child_samples", "reg_lambda")
+
+
 def tune_params(X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, valid: np.ndarray, config: OfferModelConfig) -> dict:
     """Optuna (TPE) over LightGBM settings by the pooled outcome model's validation log-loss; trials as nested runs."""
     import mlflow
     import optuna
     from sklearn.metrics import log_loss
+
+    from training.tuning import progress
 
     base = {**DEFAULT_PARAMS, **config.lgbm}
     if config.trials == 0:
@@ -127,7 +132,14 @@ def tune_params(X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, valid: np.ndarr
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=config.seed))
-    study.optimize(objective, n_trials=config.trials, timeout=config.timeout_s)
+    # trial 0 is the configured settings, so tuning never returns worse than them on the validation sends
+    study.enqueue_trial({k: base[k] for k in OFFER_SPACE}, skip_if_exists=True)
+    study.optimize(
+        objective,
+        n_trials=config.trials,
+        timeout=config.timeout_s,
+        callbacks=[progress(config.trials, "valid log-loss")],
+    )
     return {**base, **study.best_params}
 
 

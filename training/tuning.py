@@ -81,14 +81,14 @@ def study_name(train: Rows, stop: Rows, *, base: LgbmParams, tuning: Tuning, see
     return f"{tuning.study_name}-{digest.hexdigest()[:12]}"
 
 
-def _progress(total: int):
+def progress(total: int, metric: str = "valid AUC"):
     """Log each finished trial with the best so far: tuning is minutes, so say where it is."""
 
     done = [0]
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         done[0] += 1
-        value = f"valid AUC {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
+        value = f"{metric} {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
         best = study.best_trial if any(t.value is not None for t in study.trials) else None
         where = f"best {best.value:.4f} (trial {best.number})" if best else "no finished trial yet"
         log.info("tuning: trial %d (%d of %d this run): %s; %s", trial.number, done[0], total, value, where)
@@ -130,7 +130,7 @@ def tune(
             mlflow.log_metrics({"valid_roc_auc": auc, "rounds": clf.best_iteration_ or params.max_rounds})
             return auc
 
-    study.optimize(objective, n_trials=trials, timeout=tuning.timeout_s, callbacks=[_progress(trials)])
+    study.optimize(objective, n_trials=trials, timeout=tuning.timeout_s, callbacks=[progress(trials)])
     best = study.best_trial
     log.info("tuning: best validation AUC %.4f from trial %d of %d", best.value, best.number, len(study.trials))
     mlflow.log_metric("tuning_best_valid_roc_auc", best.value)
