@@ -96,7 +96,8 @@ CONFIG = current_config()  # only the worker count is needed before start-up
 
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 FeatureValue = float | str | None
-InputValue = Annotated[float, Field(allow_inf_nan=False)] | str | None  # NaN, Infinity and 1e999 are refused
+# NaN, Infinity, 1e999 and integers too large for a float are refused; ints stay ints (messages quote them as sent)
+InputValue = Annotated[int, Field(ge=-(10**15), le=10**15)] | Annotated[float, Field(allow_inf_nan=False)] | str | None
 Stage = Literal[STAGES]  # type: ignore[valid-type]
 
 
