@@ -15,6 +15,9 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 UNITS = ("days", "count", "money", "share", "probability", "ratio", "number", "rating", "flag", "category", "years")
 
 
@@ -225,9 +228,47 @@ _SINGULAR = {
 }
 
 
+# Units whose words depend only on a rounded key: each value is first rounded to its key, so many values share
+# one sentence and ``sentences`` formats each distinct key once (vectorised), with the same words as ``sentence``.
+_KEY = {
+    "days": (lambda a: np.where(a < 1, -1.0, np.round(a)), lambda k: 0.5 if k < 0 else k),
+    "money": (lambda a: np.round(a * 100), lambda k: k / 100),
+    "share": (lambda a: np.round(a * 100), lambda k: k / 100),
+    "probability": (lambda a: np.round(a * 100), lambda k: k / 100),
+    "ratio": (lambda a: np.round(a * 10), lambda k: k / 10),
+    "count": (np.round, lambda k: k),
+    "years": (np.round, lambda k: k),
+    "flag": (lambda a: (a >= 0.5).astype(np.float64), lambda k: k),
+}
+
+
 def sentence(name: str, value, currency: str) -> str:
     """One value of one feature in words, e.g. ``no visit for 618 days``; the missing sentence for null."""
     d = describe(name)
+    if d.unit in _KEY and isinstance(value, (int, float, np.number)) and not math.isnan(value):
+        key, back = _KEY[d.unit]
+        value = float(back(float(key(np.array([float(value)]))[0])))
+    return _words(d, value, currency)
+
+
+def sentences(name: str, values, currency: str) -> list[str]:
+    """:func:`sentence` for many values of one feature: one description lookup, each distinct rounded value
+    formatted once."""
+    d = describe(name)
+    values = list(values)
+    if d.unit not in _KEY or any(isinstance(v, str) for v in values):
+        return [sentence(name, v, currency) for v in values]
+    numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    missing = np.isnan(numbers)
+    key, back = _KEY[d.unit]
+    distinct, where = np.unique(key(np.nan_to_num(numbers)), return_inverse=True)
+    words = np.array([_words(d, float(back(k)), currency) for k in distinct], dtype=object)
+    out = words[where]
+    out[missing] = d.missing
+    return out.tolist()
+
+
+def _words(d: Description, value, currency: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return d.missing
     words = d.says.format(v=value_words(d, value, currency))

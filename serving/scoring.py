@@ -35,7 +35,7 @@ import pandas as pd
 
 from analytics.lifecycle import RISK_BANDS
 from features.contract import CUSTOMER_ID, NO_OFFER
-from features.descriptions import sentence
+from features.descriptions import sentences
 from serving.config import ServingConfig
 from serving.models import ORDER_COUNT, Models
 
@@ -280,7 +280,7 @@ def top_reasons(
         if name in models.churn.levels:
             raw = np.asarray(list(columns[name]) if name in columns else [None] * n, dtype=object)
             value[where] = [_value(v) for v in raw[rows[where[0]]]]
-        text[where] = [sentence(name, v, currency) for v in value[where]]
+        text[where] = sentences(name, value[where], currency)
     return Reasons(feature, value, np.where(keep, contrib, np.nan), text)
 
 
