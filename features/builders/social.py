@@ -24,8 +24,10 @@ def build(snap: Snapshot, config: FeaturesConfig) -> pd.DataFrame:
     reviews = snap.sql(f"""
         SELECT p.{KEY},
             count(r.{REVIEWS.created_at}) AS social_reviews_all,
-            avg(r.{REVIEWS.rating}) AS social_rating_mean_all,
-            avg(r.{REVIEWS.sentiment}) AS social_sentiment_mean_all,
+            sum(r.{REVIEWS.rating}::DECIMAL(38, 12))::DOUBLE / nullif(count(r.{REVIEWS.rating}), 0)
+                AS social_rating_mean_all,  -- exact sums: the same bits whatever order DuckDB's threads add in
+            sum(r.{REVIEWS.sentiment}::DECIMAL(38, 12))::DOUBLE / nullif(count(r.{REVIEWS.sentiment}), 0)
+                AS social_sentiment_mean_all,
             min(epoch({cut} - r.{REVIEWS.created_at}) / 86400.0) AS social_days_since_last_review
         FROM population p LEFT JOIN {REVIEWS.name} r USING ({KEY})
         GROUP BY p.{KEY}
