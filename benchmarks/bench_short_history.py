@@ -27,6 +27,7 @@ import pandas as pd
 from features.config import CONFIG_DIR, FeaturesConfig, load_config
 from features.demo_data import generate
 from features.sources import check_tables
+from training.churn import InsufficientData
 from training.config import ChurnConfig
 from training.datasets import build_panel, plan_cutoffs
 from training.registry import start_tracking
@@ -50,9 +51,18 @@ def run(n: int, days: int, seed: int, work: Path) -> str:
         n_valid=config.valid_cutoffs,
     )
     panel = build_panel(tables, plan, config=features)
-    result = train_churn(
-        tables, panel, plan, features=features, config=config, out_dir=work / f"{n}-{days}-{seed}", register_model=False
-    )
+    try:
+        result = train_churn(
+            tables,
+            panel,
+            plan,
+            features=features,
+            config=config,
+            out_dir=work / f"{n}-{days}-{seed}",
+            register_model=False,
+        )
+    except InsufficientData as exc:  # what `retain train-churn` answers with exit 2
+        return f"| {n:,} | {days} | {seed} | refused: {exc} |" + " |" * 8
     seconds = time.perf_counter() - started
     report = result.report
     model = report["models"]["model"]
