@@ -50,6 +50,14 @@ def test_paired_bootstrap_separates_a_win_from_a_tie(scored):
     verdicts = baseline_verdicts(report)
     assert any("**same is as good as the model**" in v for v in verdicts)
     assert any("The model beats **noise**" in v for v in verdicts)
+    assert "log-loss" in verdicts[-1]  # the last line compares calibration
+
+
+def test_the_card_says_when_a_baseline_is_better_calibrated(scored):
+    y, p = scored
+    squashed = 0.5 + (p - 0.5) * 0.3  # same ranking, worse probabilities
+    report = bootstrap_report(y, {"model": squashed, "truth": p}, reference="model", n_boot=50, seed=0)
+    assert "**truth has a lower log-loss than the model**" in baseline_verdicts(report)[-1]
 
 
 def _tied(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,22 @@ def baseline_verdicts(report: dict, metric: str = "roc_auc") -> list[str]:
                 f"**{name} is as good as the model** on {metric}: difference {d['value']:+.3f}, "
                 f"95% CI {lo:+.3f} to {hi:+.3f} includes zero."
             )
-    return lines
+    return lines + [calibration_verdict(report)]
+
+
+def calibration_verdict(report: dict) -> str:
+    """Whether any baseline's probabilities have a lower log-loss than the model's on the test rows."""
+    loss = {name: v["log_loss"]["value"] for name, v in report["models"].items()}
+    best = min((name for name in loss if name != "model"), key=loss.get)
+    d = report["differences"][best]["log_loss"]
+    lo, hi = d["ci"]
+    if loss["model"] <= loss[best]:
+        return f"The model's log-loss {loss['model']:.4f} is at most the best baseline's ({best}, {loss[best]:.4f})."
+    return (
+        f"**{best} has a lower log-loss than the model**: {loss[best]:.4f} vs {loss['model']:.4f} "
+        f"(difference {d['value']:+.4f}, 95% CI {lo:+.4f} to {hi:+.4f}): its probabilities were the "
+        "better calibrated ones on these test customers."
+    )
 
 
 def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config: ChurnConfig) -> str:
