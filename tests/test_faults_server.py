@@ -171,3 +171,41 @@ def test_fuzzing_the_published_document_finds_no_5xx_and_no_undocumented_answer(
                 tried += 1
         assert tried == 8, tried  # 6 operations (all but /reload) positive, the 2 POSTs negative too
         assert "input_value" not in log.read_text()
+
+
+def test_the_docs_page_opens_in_chromium_with_the_key_set_and_fetches_nothing_else(champ, tmp_path):
+    """Issue 13.5: the printed /docs URL answers in a browser (no key needed), loads no third-party script."""
+    from tests.test_report import CHROMIUM, Browser
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium package (CI does)")
+    log = tmp_path / "server.log"
+    with _server(champ, _configs(tmp_path / "configs", champ.store), "bentoml serve", log) as (base, _):
+        browser = Browser(tmp_path / "profile")
+        try:
+            target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                browser.send(f"{domain}.enable", session=session)
+            browser.send("Page.navigate", {"url": f"{base}/docs"}, session=session)
+            browser.wait_for("Page.loadEventFired")
+            text = browser.send(
+                "Runtime.evaluate", {"expression": "document.body.innerText", "returnByValue": True}, session=session
+            )["result"]["value"]
+            time.sleep(0.2)
+            browser.send("Runtime.evaluate", {"expression": "1"}, session=session)
+        finally:
+            browser.close()
+    events = browser.events
+    statuses = [e["params"]["response"]["status"] for e in events if e.get("method") == "Network.responseReceived"]
+    urls = [e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"]
+    errors = [
+        e["params"]
+        for e in events
+        if e.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")
+        or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+    ]
+    assert statuses and statuses[0] == 200, statuses
+    assert all(u.startswith(base) for u in urls), urls  # nothing from the internet (no tag manager, no CDN)
+    assert errors == [], errors
+    assert "Retain scoring API" in text and "POST /score_ids" in text and "risk_band" in text
