@@ -78,6 +78,10 @@ def fail_on_contract_errors(func):
         except ContractError as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(2)
+        except OSError as exc:  # a read-only or full disk, a folder where a file belongs: say which, no traceback
+            where = exc.filename or "a file"
+            typer.secho(f"error: {where}: {exc.strerror or exc}; nothing was replaced", fg="red", err=True)
+            sys.exit(2)
 
     return wrapper
 

@@ -182,3 +182,18 @@ def test_the_configured_date_format_reaches_the_loader(tmp_path):
     result = CliRunner().invoke(app, [*args, "--configs", str(configs)])
     assert result.exit_code == 0, result.output
     assert list(pd.read_parquet(out)["customer_id"]) == ["a"]  # 2 March is before the cutoff, 5 April is not
+
+
+def test_an_output_that_cannot_be_written_exits_2_naming_it(data_dir, tmp_path):
+    (tmp_path / "taken").mkdir()
+    result = CliRunner().invoke(
+        app, ["build-features", "--data", str(data_dir), "--cutoff", CUTOFF, "--out", str(tmp_path / "taken")]
+    )
+    assert result.exit_code == 2, result.output
+    assert "taken" in result.output and "Traceback" not in result.output
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = CliRunner().invoke(
+        app, ["build-features", "--data", str(data_dir), "--cutoff", CUTOFF, "--out", str(blocker / "f.parquet")]
+    )
+    assert result.exit_code == 2 and "file" in result.output, result.output
