@@ -289,7 +289,15 @@ def train_churn_cmd(
             return
         start_tracking(cfg.experiment)
         result = train_churn(
-            tables, panel, plan, features=features_cfg, config=cfg, out_dir=out, trials=trials, register_model=register
+            tables,
+            panel,
+            plan,
+            features=features_cfg,
+            config=cfg,
+            out_dir=out,
+            trials=trials,
+            register_model=register,
+            source=str(data.resolve()),
         )
     except (InsufficientData, NotEnoughHistory) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
@@ -300,7 +308,10 @@ def train_churn_cmd(
         typer.echo("  " + line.replace("**", ""))
     if result.decision is not None:
         typer.echo(f"champion gate: {'promoted' if result.decision.promoted else 'kept'} ({result.decision.reason})")
-    typer.echo(f"model card: {out / 'model_card.md'}")
+    if register:
+        typer.echo(f"files of this training: {out / 'challenger'}; of the champion (what is served): {out}")
+    else:
+        typer.echo(f"model card: {out / 'model_card.md'}")
 
 
 @app.command("train-offers")
@@ -361,8 +372,13 @@ def train_offers_cmd(
         f"shipped policy DR gain {shipped['dr_gain']:.4f} ± {shipped['dr_gain_se']:.4f} per send vs sending nothing"
     )
     if result.promoted is not None:
-        typer.echo(f"run {result.run_id}: champion gate {'promoted' if result.promoted else 'kept the champion'}")
-    typer.echo(f"wrote {out}")
+        gate = getattr(result, "gate", "")
+        verdict = "promoted" if result.promoted else "kept the champion"
+        typer.echo(f"champion gate: {verdict} ({gate})")
+        typer.echo(f"files of this training: {out / 'challenger'}; of the champion (what is served): {out}")
+        typer.echo(f"run {result.run_id}: champion gate {verdict}")
+    else:
+        typer.echo(f"wrote {out}")
 
 
 @app.command("score")
