@@ -4,8 +4,10 @@ The batch job writes it (``write_snapshot``) and the service reads it through
 the small :class:`FeatureStore` interface. The embedded default is one SQLite
 file: point lookups by primary key take microseconds and need no server. The
 file is written beside its final path and renamed into place, so a reader sees
-the old snapshot or the whole new one; :class:`SQLiteStore` notices the rename
-(inode change) on the next lookup and reopens, so a refresh needs no restart.
+the old snapshot or the whole new one; :class:`SQLiteStore` notices the change
+(inode, modification time, size) on the next lookup, checks the new file whole
+and only then switches to it, so a refresh needs no restart and a bad file is
+never served.
 
 Another store (Redis, DynamoDB, a feature platform) fits behind the same three
 members: ``as_of``, ``columns`` and ``lookup(ids)``. See the README.

@@ -41,17 +41,17 @@ def champ(tmp_path_factory):
     return c
 
 
-def _configs(folder: Path, store: Path) -> Path:
+def _configs(folder: Path, store: Path, extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
+    (folder / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n{extra}")
     for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
         shutil.copy(ROOT / "configs" / name, folder / name)
     return folder
 
 
 @contextlib.contextmanager
-def _server(champ, configs: Path, how: str, log: Path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": champ.uri, "RETAIN_CONFIGS": str(configs), "RETAIN_API_KEY": KEY}
+def _server(champ, configs: Path, how: str, log: Path, uri: str | None = None):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri or champ.uri, "RETAIN_CONFIGS": str(configs), "RETAIN_API_KEY": KEY}
     env["RETAIN_WORKERS"] = "1"
     port = launch.free_port()
     if how == "bentoml serve":
@@ -117,6 +117,27 @@ def test_a_garbage_snapshot_at_start_up_gives_503_with_the_reason_not_a_hang(cha
         lines = [line for line in text.splitlines() if "retain.requests POST /score_ids" in line]
         assert any("status=503" in line for line in lines) and any("status=400" in line for line in lines)
         assert any("status=200" in line and "n=2" in line for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("how", "fault"), [("bentoml serve", "registry truncated"), ("retain serve --no-check", "artifact deleted")]
+)
+def test_registry_and_artifact_faults_on_a_real_server_answer_503_not_hang(champ, tmp_path, how, fault):
+    from tests.test_faults_service import _deleted_artifact, _truncated_registry
+
+    uri, extra = None, ""
+    if fault == "registry truncated":
+        uri = _truncated_registry(champ, tmp_path)
+    else:
+        extra = f"churn_model: {_deleted_artifact(champ, tmp_path)}\n"
+    log = tmp_path / "server.log"
+    with _server(champ, _configs(tmp_path / "configs", champ.store, extra), how, log, uri=uri) as (base, _):
+        r = httpx.get(f"{base}/readyz", timeout=5)
+        assert r.status_code == 503 and "could not be" in r.json()["reason"], r.text
+        r = httpx.post(f"{base}/score_ids", json={"customer_ids": ["a"]}, headers=OK, timeout=5)
+        assert r.status_code == 503 and "could not be" in r.json()["error"]
+        assert httpx.post(f"{base}/reload", headers=OK, timeout=60).status_code == 422
+        assert "Application startup failed" not in log.read_text()
 
 
 def test_sigterm_to_retain_serve_stops_the_whole_server(champ, tmp_path):
