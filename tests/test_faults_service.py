@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from serving import launch
 from tests.serving_champions import AS_OF, champions, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -380,3 +381,18 @@ def _docs_and_metrics(client, ids):
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "/score_ids" in page.text and "risk_band" in page.text
     assert 'retain_requests_total{endpoint="/score_ids"' in client.get("/metrics").text
+
+
+@pytest.mark.parametrize("kind", ["snapshot garbage", "snapshot empty", "registry truncated", "artifact deleted"])
+def test_retain_serve_with_its_pre_check_refuses_a_fault_with_exit_2(champ, tmp_path, kind):
+    configs, uri, needle = _fault(kind, champ, tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(launch.free_port())],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "RETAIN_API_KEY": KEY},
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "refusing to start" in r.stderr and needle in r.stderr and "Traceback" not in r.stderr
