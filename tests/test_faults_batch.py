@@ -125,3 +125,54 @@ def test_the_cli_says_busy_with_exit_2(setup, tmp_path):
             ],
         )
     assert r.exit_code == 2 and "another retain score is writing it" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_sigkill_while_the_snapshot_is_written_leaves_the_old_pair(setup, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.serving_champions import AS_OF
+
+    c = champions(tmp_path)
+    out, store = tmp_path / "scores.parquet", tmp_path / "store.sqlite"
+    _run(setup, out, store)
+    before = out.read_bytes(), store.read_bytes()
+    cmd = [
+        sys.executable,
+        "-m",
+        "retain",
+        "score",
+        "--as-of",
+        AS_OF,
+        "--data",
+        str(c.data_dir),
+        "--out",
+        str(out),
+        "--store",
+        str(store),
+        "--configs",
+        str(c.configs),
+        "--no-track",
+        "--reasons",
+    ]
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": c.uri}
+    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = False
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        filling = [p for p in tmp_path.glob(".store.sqlite.*.tmp") if p.stat().st_size > 0]
+        if filling:  # the scores are written (beside their path) and the snapshot is being filled
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    assert killed, "the run ended before the snapshot was being written"
+    assert (out.read_bytes(), store.read_bytes()) == before  # neither file of the pair was replaced
+    _run(setup, out, store)  # the next run cleans the killed run's temporary files and goes ahead
+    assert not list(tmp_path.glob(".*.tmp"))
