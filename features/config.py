@@ -6,6 +6,7 @@ a file. Unknown keys are refused so a typo in YAML is an error, not a default.
 
 from __future__ import annotations
 
+import codecs
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
@@ -37,6 +38,17 @@ class FeaturesConfig(Frozen):
         description="strptime format of every text date, e.g. '%m/%d/%Y'; None: ISO 8601, or one unambiguous "
         "common format per column",
     )
+
+    encoding: str = Field("utf-8", description="text encoding of CSV files, e.g. 'latin-1' or 'cp1252'")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError as exc:
+            raise ValueError(f"encoding {value!r} is not a known text encoding such as 'utf-8' or 'latin-1'") from exc
+        return value
 
     @field_validator("date_format")
     @classmethod

@@ -7,6 +7,7 @@ customers come from the customers table or, failing that, from the orders.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
 from dataclasses import dataclass, fields, replace
@@ -47,10 +48,11 @@ class Tables:
         raise ContractError("no customers: provide a customers table or an orders table")
 
 
-def _read_file(path: Path) -> pd.DataFrame:
+def _read_file(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
     """One table file as pandas.
 
-    CSV as shops export it: a UTF-8 byte-order mark is skipped, quoted fields are unquoted,
+    CSV as shops export it, in ``encoding`` (``encoding`` in configs/features.yaml): a UTF-8 byte-order mark is
+    skipped, quoted fields are unquoted,
     cells lose leading blanks (' 17' is customer '17'), and the contract's id, category and
     time columns stay text as written (customer '00123' keeps its zeros, region '01' stays '01').
     """
@@ -63,7 +65,9 @@ def _read_file(path: Path) -> pd.DataFrame:
                 "complete Parquet file: write it again, or export the table as CSV"
             ) from exc
     text = {c.name for c in TABLES[path.stem].columns if c.kind in ("id", "category", "time")}
-    options = {"encoding": "utf-8-sig", "skipinitialspace": True}
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    codec, shown = ("utf-8-sig", "UTF-8") if utf8 else (encoding, encoding)
+    options = {"encoding": codec, "skipinitialspace": True}
     try:
         header = pd.read_csv(path, nrows=0, **options).columns
         dtype = {name: "string" for name in header if str(name).strip() in text}
@@ -72,8 +76,9 @@ def _read_file(path: Path) -> pd.DataFrame:
         return pd.DataFrame()
     except UnicodeDecodeError as exc:
         raise ContractError(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); "
-            "expected a UTF-8 CSV file: save or export it as UTF-8"
+            f"{path}: not {shown} text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r}); "
+            f"expected a {shown} CSV file: save or export it as {shown}, or declare its encoding in "
+            "configs/features.yaml, e.g. encoding: latin-1"
         ) from exc
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         raise ContractError(
@@ -111,8 +116,10 @@ def load_tables(
     offers: tuple[str, ...] = (),
     orphans: str = "error",
     date_format: str | None = None,
+    encoding: str = "utf-8",
 ) -> Tables:
-    """Read and validate every table file found in ``data_dir`` (``date_format``: see ``validate``)."""
+    """Read and validate every table file found in ``data_dir`` (``date_format``: see ``validate``; ``encoding``:
+    of the CSV files)."""
     files = find_table_files(Path(data_dir))
     if not files:
         raise ContractError(
@@ -121,7 +128,9 @@ def load_tables(
         )
     # each raw file is dropped as soon as it is validated, so two copies of a big table never coexist
     checked = {
-        name: validate(TABLES[name], _read_file(path), source=str(path), offers=offers, date_format=date_format)
+        name: validate(
+            TABLES[name], _read_file(path, encoding), source=str(path), offers=offers, date_format=date_format
+        )
         for name, path in files.items()
     }
     return _assemble(checked, {n: str(p) for n, p in files.items()}, orphans)

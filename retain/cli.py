@@ -93,7 +93,11 @@ def load_inputs(data: Path, configs: Path, orphans: str | None = None):
     features = load_config(FeaturesConfig, configs / "features.yaml")
     catalog = load_config(OfferCatalog, configs / "offers.yaml")
     tables = load_tables(
-        data, offers=catalog.names, orphans=orphans or features.orphans, date_format=features.date_format
+        data,
+        offers=catalog.names,
+        orphans=orphans or features.orphans,
+        date_format=features.date_format,
+        encoding=features.encoding,
     )
     return features, catalog, tables
 

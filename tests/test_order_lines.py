@@ -26,9 +26,10 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def run_build(data_dir: Path, tmp_path: Path, cutoff: str = "2024-06-01"):
+def run_build(data_dir: Path, tmp_path: Path, *extra: str, cutoff: str = "2024-06-01"):
     out = tmp_path / "out" / "features.parquet"
-    result = CliRunner().invoke(app, ["build-features", "--data", str(data_dir), "--cutoff", cutoff, "--out", str(out)])
+    args = ["build-features", "--data", str(data_dir), "--cutoff", cutoff, "--out", str(out), *extra]
+    result = CliRunner().invoke(app, args)
     return result, out
 
 
@@ -122,7 +123,31 @@ def test_a_file_that_is_not_utf8_is_named(tmp_path):
     (data / "customers.csv").write_bytes("customer_id,region\na,Köln\n".encode("latin-1"))
     result, out = run_build(data, tmp_path)
     assert result.exit_code == 2 and "customers.csv" in result.output and "UTF-8" in result.output
+    assert "encoding: latin-1" in result.output  # the way out
     assert not out.exists()
+
+
+def test_a_declared_encoding_reads_the_file(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "customers.csv").write_bytes("customer_id,region\na,Köln\n".encode("latin-1"))
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "features.yaml").write_text("encoding: latin-1\n")
+    result, out = run_build(data, tmp_path, "--configs", str(configs))
+    assert result.exit_code == 0, result.output
+    assert list(pd.read_parquet(out)["demo_region"]) == ["Köln"]
+
+
+def test_an_unknown_encoding_is_a_bad_setting(tmp_path):
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "customers.csv").write_text("customer_id\na\n")
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "features.yaml").write_text("encoding: klingon\n")
+    result, _ = run_build(data, tmp_path, "--configs", str(configs))
+    assert result.exit_code == 2 and "klingon" in result.output and "features.yaml" in result.output
 
 
 # --- order lines into orders -------------------------------------------------------------------------------------
