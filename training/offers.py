@@ -105,7 +105,7 @@ def tune_params(X: pd.DataFrame, arm: np.ndarray, y: np.ndarray, valid: np.ndarr
     import optuna
     from sklearn.metrics import log_loss
 
-    from training.tuning import progress
+    from training.progress import progress
 
     base = {**DEFAULT_PARAMS, **config.lgbm}
     if config.trials == 0:

@@ -22,6 +22,7 @@ import pandas as pd
 from training.churn import fit_booster
 from training.config import LgbmParams, Tuning
 from training.datasets import Rows
+from training.progress import progress
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 10
@@ -79,21 +80,6 @@ def study_name(train: Rows, stop: Rows, *, base: LgbmParams, tuning: Tuning, see
     settings = {"base": base.model_dump(), "seed": seed, "space": SEARCH_SPACE, "columns": list(train.X.columns)}
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return f"{tuning.study_name}-{digest.hexdigest()[:12]}"
-
-
-def progress(total: int, metric: str = "valid AUC"):
-    """Log each finished trial with the best so far: tuning is minutes, so say where it is."""
-
-    done = [0]
-
-    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done[0] += 1
-        value = f"{metric} {trial.value:.4f}" if trial.value is not None else trial.state.name.lower()
-        best = study.best_trial if any(t.value is not None for t in study.trials) else None
-        where = f"best {best.value:.4f} (trial {best.number})" if best else "no finished trial yet"
-        log.info("tuning: trial %d (%d of %d this run): %s; %s", trial.number, done[0], total, value, where)
-
-    return callback
 
 
 def tune(
