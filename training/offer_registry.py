@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import ROOT, OfferCatalog
-from features.contract import OFFERS
+from features.contract import CUSTOMER_ID, OFFERS
 from features.io import write_text_atomic
 from serving.offer_predictor import save_model
 from training.offpolicy import plot_uplift
@@ -96,6 +96,23 @@ def campaign_window(rows: OfferRows) -> str:
     return f"{sent.min():%Y-%m-%d}..{sent.max():%Y-%m-%d}"
 
 
+def held_out_key(result: OfferTrainingResult) -> str:
+    """Names the held-out sends for the gate: their days and a checksum of which sends with which outcomes.
+
+    Two runs share a recorded score only when they held out these very sends (the same days of another log
+    are other sends).
+    """
+    import zlib
+
+    held = result.holdout["frame"]
+    keys = (held[CUSTOMER_ID].astype(str) + "@" + held[OFFERS.sent_at].astype(str)).to_numpy()
+    outcome = held[OFFERS.converted].astype(int).to_numpy()
+    order = np.argsort(keys, kind="stable")
+    text = "\n".join(f"{k}:{v}" for k, v in zip(keys[order], outcome[order], strict=True))
+    days = result.holdout["days"]
+    return f"{days} ({len(keys):,} sends, crc32 {zlib.crc32(text.encode()):08x})"
+
+
 def fitted_through(result: OfferTrainingResult, rows: OfferRows, config: OfferModelConfig) -> str:
     """The last send the registered model was fitted on: every send when refit on all, else the training sends."""
     from training.offer_rows import ROW
@@ -133,7 +150,7 @@ def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelC
             "conversion_value": result.value.description[:500],
         }
     )
-    days = result.holdout["days"]
+    days = held_out_key(result)
     mlflow.set_tags(
         {
             TEST_CUTOFF_TAG: days,

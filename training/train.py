@@ -10,6 +10,7 @@ folder and renamed into place, so a killed run leaves the previous files whole.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +191,12 @@ def train_churn(
                 fitted_cutoffs = plan.describe()["refit_cutoffs"].split(",") + plan.describe()[
                     "recalibrate_cutoffs"
                 ].split(",")
+                held_out = held_out_key(test, test_cutoff)
                 version = register(
                     model_uri,
                     config.model_name,
                     run_id=run.info.run_id,
-                    test_cutoff=test_cutoff,
+                    test_cutoff=held_out,
                     metric=metric,
                     score=score,
                     fitted_through=max(c for c in fitted_cutoffs if c),
@@ -204,7 +206,7 @@ def train_churn(
                         config.model_name,
                         version,
                         gate=config.gate,
-                        test_cutoff=test_cutoff,
+                        test_cutoff=held_out,
                         challenger_score=score,
                         score_champion=lambda champ: rescore_champion(champ, test, score, test_cutoff, config),
                     )
@@ -222,6 +224,18 @@ def train_churn(
 
 
 RUN_FILES = ("metrics.json", "report.json", "model_card.md", "drivers.csv", "plots")
+
+
+def held_out_key(test: Rows, test_cutoff: str) -> str:
+    """Names the test rows for the gate: the cutoff, and a checksum of which customers with which labels.
+
+    Two runs share a recorded score only when they were tested on these very rows (the same cutoff date on
+    other data is other rows).
+    """
+    keys = test.keys[CUSTOMER_ID].astype(str).to_numpy()
+    order = np.argsort(keys, kind="stable")
+    text = "\n".join(f"{k}:{int(v)}" for k, v in zip(keys[order], np.asarray(test.y)[order], strict=True))
+    return f"{test_cutoff} ({len(keys):,} customers, crc32 {zlib.crc32(text.encode()):08x})"
 
 
 def interval_metrics(report: dict) -> dict[str, float]:
