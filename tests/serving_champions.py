@@ -235,3 +235,22 @@ def score_batch(config, tables, models, out: Path, **kw):
     return run_batch(
         tables, as_of=AS_OF, models=models, config=config, out=out, progress=False, **build_settings(), **kw
     )
+
+
+def with_snapshot(champ: Champions) -> Champions:
+    """The champions with their feature snapshot: scores the shop once (as ``retain score`` would) if it is absent."""
+    if not champ.store.exists():
+        from features.config import load_config
+        from features.sources import load_tables
+        from serving.config import ServingConfig
+        from serving.models import load_models
+
+        config = load_config(ServingConfig, champ.configs / "serving.yaml")
+        tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+        score_batch(config, tables, load_models(config), champ.root / "scores.parquet", store=champ.store)
+    return champ
+
+
+def score_args(champ: Champions, out: Path, *extra: str) -> list[str]:
+    """``retain score`` arguments for the champions' shop as of the demo date, writing ``out``."""
+    return ["score", "--as-of", AS_OF, "--data", str(champ.data_dir), "--out", str(out), *extra]

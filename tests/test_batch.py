@@ -21,7 +21,7 @@ from serving.config import ServingConfig
 from serving.models import load_models
 from serving.scoring import NO_ORDER
 from serving.store import SQLiteStore
-from tests.serving_champions import AS_OF, champions, offer_only, score_batch
+from tests.serving_champions import AS_OF, champions, offer_only, score_args, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,13 +109,7 @@ def test_killed_mid_run_leaves_no_partial_output(champ, tmp_path):
         sys.executable,
         "-m",
         "retain",
-        "score",
-        "--as-of",
-        AS_OF,
-        "--data",
-        str(champ.data_dir),
-        "--out",
-        str(out),
+        *score_args(champ, out),
         "--chunk-size",
         "3",
         "--reasons",

@@ -14,12 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from features.config import FeaturesConfig, load_config
 from features.sources import load_tables
-from serving.batch import run_batch
-from serving.config import ServingConfig
-from serving.models import load_models
-from tests.serving_champions import AS_OF, champions
+from tests.serving_champions import champions, with_snapshot
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,24 +30,7 @@ def test_bentofile_builds_offline_from_the_lock():
 
 @pytest.fixture(scope="module")
 def champ(tmp_path_factory):
-    from analytics.config import AnalyticsConfig
-
-    c = champions(tmp_path_factory.mktemp("bento"))
-    if not c.store.exists():
-        config = load_config(ServingConfig, c.configs / "serving.yaml")
-        run_batch(
-            load_tables(c.data_dir, offers=("free_shipping", "discount_20")),
-            as_of=AS_OF,
-            models=load_models(config),
-            config=config,
-            features=FeaturesConfig(),
-            lifecycle_config=AnalyticsConfig().lifecycle,
-            out=c.root / "scores.parquet",
-            store=c.store,
-            track=False,
-            progress=False,
-        )
-    return c
+    return with_snapshot(champions(tmp_path_factory.mktemp("bento")))
 
 
 def _free_port() -> int:

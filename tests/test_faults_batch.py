@@ -13,7 +13,7 @@ from features.config import load_config
 from serving import batch
 from serving.batch import BatchError, output_lock
 from serving.config import ServingConfig
-from tests.serving_champions import champions, score_batch
+from tests.serving_champions import champions, score_args, score_batch
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,6 @@ def test_the_cli_says_busy_with_exit_2(setup, tmp_path):
     from typer.testing import CliRunner
 
     from retain.cli import app
-    from tests.serving_champions import AS_OF
 
     config, _, _ = setup
     c = champions(tmp_path)
@@ -111,13 +110,7 @@ def test_the_cli_says_busy_with_exit_2(setup, tmp_path):
         r = CliRunner().invoke(
             app,
             [
-                "score",
-                "--as-of",
-                AS_OF,
-                "--data",
-                str(c.data_dir),
-                "--out",
-                str(out),
+                *score_args(c, out),
                 "--no-store",
                 "--configs",
                 str(c.configs),
@@ -135,8 +128,6 @@ def test_sigkill_while_the_snapshot_is_written_leaves_the_old_pair(setup, tmp_pa
     import sys
     import time
 
-    from tests.serving_champions import AS_OF
-
     c = champions(tmp_path)
     out, store = tmp_path / "scores.parquet", tmp_path / "store.sqlite"
     _run(setup, out, store)
@@ -145,13 +136,7 @@ def test_sigkill_while_the_snapshot_is_written_leaves_the_old_pair(setup, tmp_pa
         sys.executable,
         "-m",
         "retain",
-        "score",
-        "--as-of",
-        AS_OF,
-        "--data",
-        str(c.data_dir),
-        "--out",
-        str(out),
+        *score_args(c, out),
         "--store",
         str(store),
         "--configs",

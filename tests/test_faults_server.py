@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from serving import launch
-from tests.serving_champions import champions, score_batch
+from tests.serving_champions import champions, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "server-key-789"
@@ -28,17 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def champ(tmp_path_factory):
-    c = champions(tmp_path_factory.mktemp("server-faults"))
-    if not c.store.exists():
-        from features.config import load_config
-        from features.sources import load_tables
-        from serving.config import ServingConfig
-        from serving.models import load_models
-
-        config = load_config(ServingConfig, c.configs / "serving.yaml")
-        tables = load_tables(c.data_dir, offers=("free_shipping", "discount_20"))
-        score_batch(config, tables, load_models(config), c.root / "scores.parquet", store=c.store)
-    return c
+    return with_snapshot(champions(tmp_path_factory.mktemp("server-faults")))
 
 
 def _configs(folder: Path, store: Path, extra: str = "") -> Path:

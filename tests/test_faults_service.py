@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from serving import launch
-from tests.serving_champions import AS_OF, champions, score_batch
+from tests.serving_champions import AS_OF, champions, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "fault-key-456"
@@ -26,17 +26,7 @@ OK = {"Authorization": f"Bearer {KEY}"}
 
 @pytest.fixture(scope="module")
 def champ(tmp_path_factory):
-    c = champions(tmp_path_factory.mktemp("faults"))
-    if not c.store.exists():
-        from features.config import load_config
-        from features.sources import load_tables
-        from serving.config import ServingConfig
-        from serving.models import load_models
-
-        config = load_config(ServingConfig, c.configs / "serving.yaml")
-        tables = load_tables(c.data_dir, offers=("free_shipping", "discount_20"))
-        score_batch(config, tables, load_models(config), c.root / "scores.parquet", store=c.store)
-    return c
+    return with_snapshot(champions(tmp_path_factory.mktemp("faults")))
 
 
 @pytest.fixture(scope="module")

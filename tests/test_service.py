@@ -13,15 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from analytics.config import AnalyticsConfig
-from features.config import FeaturesConfig, load_config
-from features.sources import load_tables
 from serving import launch
-from serving.batch import run_batch
-from serving.config import ServingConfig
-from serving.models import load_models
 from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
-from tests.serving_champions import AS_OF, champions, offer_only
+from tests.serving_champions import AS_OF, champions, offer_only, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-123"
@@ -29,22 +23,7 @@ KEY = "test-key-123"
 
 @pytest.fixture(scope="module")
 def champ(tmp_path_factory):
-    c = champions(tmp_path_factory.mktemp("serving"))
-    if not c.store.exists():
-        config = load_config(ServingConfig, c.configs / "serving.yaml")
-        run_batch(
-            load_tables(c.data_dir, offers=("free_shipping", "discount_20")),
-            as_of=AS_OF,
-            models=load_models(config),
-            config=config,
-            features=FeaturesConfig(),
-            lifecycle_config=AnalyticsConfig().lifecycle,
-            out=c.root / "scores.parquet",
-            store=c.store,
-            track=False,
-            progress=False,
-        )
-    return c
+    return with_snapshot(champions(tmp_path_factory.mktemp("serving")))
 
 
 @contextlib.contextmanager
