@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -49,21 +50,12 @@ def _service(configs: Path, uri: str, key: str | None = KEY):
 
     from serving.service import Retain
 
-    names = ("RETAIN_CONFIGS", "MLFLOW_TRACKING_URI", "RETAIN_API_KEY")
-    saved = {k: os.environ.get(k) for k in names}
-    os.environ.update({"RETAIN_CONFIGS": str(configs), "MLFLOW_TRACKING_URI": uri})
-    os.environ.pop("RETAIN_API_KEY", None)
-    if key is not None:
-        os.environ["RETAIN_API_KEY"] = key
-    try:
+    with mock.patch.dict(os.environ, {"RETAIN_CONFIGS": str(configs), "MLFLOW_TRACKING_URI": uri}):  # restored after
+        os.environ.pop("RETAIN_API_KEY", None)
+        if key is not None:
+            os.environ["RETAIN_API_KEY"] = key
         with TestClient(Retain.to_asgi()) as c:
             yield c
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _garbage(path: Path, size: int = 4096) -> Path:

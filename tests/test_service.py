@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import httpx
 import pytest
@@ -33,19 +34,9 @@ def _service(configs: Path, uri: str | None = None):
 
     from serving.service import Retain
 
-    saved = {k: os.environ.get(k) for k in ("RETAIN_CONFIGS", "MLFLOW_TRACKING_URI")}
-    os.environ["RETAIN_CONFIGS"] = str(configs)
-    if uri is not None:
-        os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        with TestClient(Retain.to_asgi()) as c:
-            yield c
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    env = {"RETAIN_CONFIGS": str(configs), **({} if uri is None else {"MLFLOW_TRACKING_URI": uri})}
+    with mock.patch.dict(os.environ, env), TestClient(Retain.to_asgi()) as c:  # the environment comes back after
+        yield c
 
 
 @pytest.fixture(scope="module")
