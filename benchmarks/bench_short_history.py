@@ -29,7 +29,7 @@ from features.demo_data import generate
 from features.sources import check_tables
 from training.churn import InsufficientData
 from training.config import ChurnConfig
-from training.datasets import build_panel, plan_cutoffs
+from training.datasets import build_panel, plan_for
 from training.registry import start_tracking
 from training.train import train_churn
 
@@ -43,13 +43,7 @@ def run(n: int, days: int, seed: int, work: Path) -> str:
     orders = orders[orders["ordered_at"] >= orders["ordered_at"].max().normalize() - pd.Timedelta(days=days - 1)]
     tables = check_tables({"orders": orders})
     started = time.perf_counter()
-    plan = plan_cutoffs(
-        tables,
-        horizon_days=features.horizon_days,
-        spacing_days=config.spacing_days,
-        n_train=config.train_cutoffs,
-        n_valid=config.valid_cutoffs,
-    )
+    plan = plan_for(tables, features=features, config=config)
     panel = build_panel(tables, plan, config=features)
     try:
         result = train_churn(

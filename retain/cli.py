@@ -263,7 +263,7 @@ def train_churn_cmd(
     from features.io import write_parquet_atomic
     from training.churn import InsufficientData
     from training.config import ChurnConfig
-    from training.datasets import CUTOFF, NotEnoughHistory, build_panel, plan_cutoffs
+    from training.datasets import CUTOFF, NotEnoughHistory, build_panel, plan_for
     from training.registry import start_tracking
     from training.train import train_churn
 
@@ -272,14 +272,7 @@ def train_churn_cmd(
         cfg = cfg.model_copy(update={"tuning": cfg.tuning.model_copy(update={"timeout_s": timeout})})
     features_cfg, _, tables = load_inputs(data, configs)
     try:
-        plan = plan_cutoffs(
-            tables,
-            horizon_days=features_cfg.horizon_days,
-            spacing_days=cfg.spacing_days,
-            n_train=cfg.train_cutoffs,
-            n_valid=cfg.valid_cutoffs,
-            test_cutoff=test_cutoff or cfg.test_cutoff,
-        )
+        plan = plan_for(tables, features=features_cfg, config=cfg, test_cutoff=test_cutoff)
         if features_in is not None:
             panel = pd.read_parquet(features_in)
             missing = sorted(set(plan.all) - set(panel[CUTOFF]))

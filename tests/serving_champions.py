@@ -136,18 +136,16 @@ def offer_only(root: Path) -> Champions:
 
 def _train_churn(tables, root: Path) -> None:
     from training.config import ChurnConfig
-    from training.datasets import build_panel, plan_cutoffs
+    from training.datasets import build_panel, plan_for
     from training.registry import start_tracking
     from training.train import train_churn
 
     features = FeaturesConfig()
-    # isotonic: the registry's skops trusted-type list does not yet include sklearn's _SigmoidCalibration
+    # isotonic, the other calibrator, so the serving tests cover its fast path (Platt is the default)
     config = ChurnConfig(
         calibration="isotonic", bootstrap=10, train_cutoffs=2, minimum={"customers": 100, "churners": 10}
     )
-    plan = plan_cutoffs(
-        tables, horizon_days=features.horizon_days, spacing_days=config.spacing_days, n_train=config.train_cutoffs
-    )
+    plan = plan_for(tables, features=features, config=config)
     panel = build_panel(tables, plan, config=features)
     start_tracking(config.experiment, artifacts=(root / "artifacts").as_uri())
     train_churn(tables, panel, plan, features=features, config=config, out_dir=root / "churn")

@@ -15,7 +15,7 @@ from features.config import FeaturesConfig
 from features.demo_data import generate
 from features.sources import check_tables
 from training.config import ChurnConfig
-from training.datasets import CutoffPlan, as_model_frame, build_panel, plan_cutoffs
+from training.datasets import CutoffPlan, as_model_frame, build_panel, plan_for
 from training.evaluate import metrics
 from training.registry import start_tracking
 from training.train import train_churn
@@ -47,13 +47,8 @@ def run(demo, tmp_path_factory, worker_id):
     base = tmp_path_factory.getbasetemp()
     root = (base if worker_id == "master" else base.parent) / "churn-e2e"
     features = FeaturesConfig()
-    plan = plan_cutoffs(
-        tables,
-        horizon_days=features.horizon_days,
-        spacing_days=CONFIG.spacing_days,
-        n_train=CONFIG.train_cutoffs,
-        n_valid=CONFIG.valid_cutoffs,
-        test_cutoff=data.end - pd.Timedelta(days=data.horizon_days),
+    plan = plan_for(
+        tables, features=features, config=CONFIG, test_cutoff=data.end - pd.Timedelta(days=data.horizon_days)
     )
     with FileLock(f"{root}.lock"):
         root.mkdir(exist_ok=True)

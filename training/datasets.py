@@ -30,6 +30,7 @@ from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, ORDERS, parse_cutoff
 from features.labels import LABEL, churn_labels
 from features.sources import Tables
+from training.config import ChurnConfig
 
 CUTOFF = "cutoff"
 DAY = pd.Timedelta(days=1)
@@ -160,6 +161,18 @@ def plan_cutoffs(
         "test does not show how the model ages; retrain every horizon"
     )
     return CutoffPlan(cutoffs, cutoffs, test, cutoffs, (test,), horizon_days, CUSTOMERS, note)
+
+
+def plan_for(tables: Tables, *, features: FeaturesConfig, config: ChurnConfig, test_cutoff=None) -> CutoffPlan:
+    """The plan the settings ask for: the horizon from features.yaml, the cutoffs from churn.yaml."""
+    return plan_cutoffs(
+        tables,
+        horizon_days=features.horizon_days,
+        spacing_days=config.spacing_days,
+        n_train=config.train_cutoffs,
+        n_valid=config.valid_cutoffs,
+        test_cutoff=test_cutoff or config.test_cutoff,
+    )
 
 
 def build_panel(tables: Tables, plan: CutoffPlan, *, config: FeaturesConfig, progress: bool = False) -> pd.DataFrame:
