@@ -91,6 +91,23 @@ def registry(uri: str):
         mlflow.set_tracking_uri(tracking_uri())
 
 
+def register_version(uri: str, name: str, source: str, run_id: str, champion: bool = True) -> str:
+    """Register ``source`` as a new version of ``name`` in the registry at ``uri`` (champion unless told not): its
+    version.
+
+    MLflow resolves a ``models:/m-...`` source through the global tracking URI, not the client's, so the version is
+    created inside ``registry(uri)``; a test run after one that pointed MLflow elsewhere would otherwise fail.
+    """
+    from mlflow import MlflowClient
+
+    with registry(uri):
+        client = MlflowClient(tracking_uri=uri)
+        version = client.create_model_version(name, source, run_id=run_id).version
+        if champion:
+            client.set_registered_model_alias(name, "champion", version)
+    return str(version)
+
+
 def offer_only(root: Path) -> Champions:
     """A shop without orders whose campaign log is one randomised campaign, sent on one date, and a registry with
     an offer champion only (once per process); the env is left as is.

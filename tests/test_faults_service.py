@@ -18,7 +18,7 @@ from unittest import mock
 import pytest
 
 from serving import launch
-from tests.serving_champions import AS_OF, champions, with_snapshot
+from tests.serving_champions import AS_OF, champions, register_version, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "fault-key-456"
@@ -211,8 +211,7 @@ def test_reload_after_an_artifact_is_deleted_keeps_serving(champ, tmp_path, ids)
         before = c.post("/score_ids", json={"customer_ids": ids}, headers=OK).json()
         name = _deleted_artifact(champ, tmp_path)
         gone = client.get_model_version_by_alias(name, "champion")
-        new = client.create_model_version("retain-churn", gone.source, run_id=gone.run_id)
-        client.set_registered_model_alias("retain-churn", "champion", new.version)
+        register_version(champ.uri, "retain-churn", gone.source, gone.run_id)
         try:
             r = c.post("/reload", headers=OK)
             assert r.status_code == 422 and "kept the current models" in r.json()["error"], r.text

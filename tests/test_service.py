@@ -16,7 +16,7 @@ import pytest
 
 from serving import launch
 from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
-from tests.serving_champions import AS_OF, champions, offer_only, with_snapshot
+from tests.serving_champions import AS_OF, champions, offer_only, register_version, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-123"
@@ -321,10 +321,9 @@ def test_without_any_champion_the_service_answers_503_with_the_reason_until_a_re
         client = MlflowClient(tracking_uri=champ.uri)
         champion = client.get_model_version_by_alias("retain-churn", "champion")
         client.create_registered_model(name)
-        late = client.create_model_version(name, champion.source, run_id=champion.run_id)
-        client.set_registered_model_alias(name, "champion", late.version)
+        late = register_version(champ.uri, name, champion.source, champion.run_id)
         r = c.post("/reload", headers=ok)
-        assert r.status_code == 200 and r.json()["churn"] == f"{name} v{late.version}"
+        assert r.status_code == 200 and r.json()["churn"] == f"{name} v{late}"
         assert c.get("/readyz").status_code == 200
         r = c.post("/score_ids", json={"customer_ids": ["a"]}, headers=ok)
         assert r.status_code == 200 and r.json()["scores"][0]["known"] is False
@@ -394,9 +393,7 @@ def _new_churn_champion(uri: str) -> tuple[str, str]:
 
     client = MlflowClient(tracking_uri=uri)
     old = client.get_model_version_by_alias("retain-churn", "champion")
-    new = client.create_model_version("retain-churn", old.source, run_id=old.run_id)
-    client.set_registered_model_alias("retain-churn", "champion", new.version)
-    return str(old.version), str(new.version)
+    return str(old.version), register_version(uri, "retain-churn", old.source, old.run_id)
 
 
 def _served_version(base: str, ids: list[str], headers: dict) -> str:
