@@ -9,6 +9,10 @@ parameters, the best achievable answers:
   it, ``p_churn`` = P(no order in [cutoff, cutoff + horizon) | true parameters and
   everything observable before the cutoff).  The realized churn labels are draws
   from exactly these probabilities, so their AUC is the ceiling for any model.
+* ``truth_value``: for the same rows, the expected number of orders and spend in
+  [cutoff, cutoff + horizon) under the true parameters: P(alive) x the integral of
+  the purchase rate over the window while alive, x the expected order amount after
+  discounts. Value models are graded against it, not against one noisy draw.
 * ``truth_offers``: for each logged campaign send, the conversion probability
   under every arm (``none``, ``free_shipping``, ``discount_20``) and the expected
   order value, so uplift models and offer policies can be scored against an oracle.
@@ -91,6 +95,7 @@ INTEREST_CATEGORY = {
 TIERS = ("Bronze", "Silver", "Gold", "Platinum")
 ZONES = ("urban", "remote")
 SHIPPING_FEE = 4.95
+NATURAL_DISCOUNT = (0.05, 0.3)  # a discounted natural order's discount share of the basket, uniform
 
 
 @dataclass
@@ -100,6 +105,7 @@ class DemoData:
     tables: dict[str, pd.DataFrame]
     truth_churn: pd.DataFrame
     truth_offers: pd.DataFrame
+    truth_value: pd.DataFrame
     params: pd.DataFrame
     end: pd.Timestamp
     horizon_days: int = HORIZON_DAYS
@@ -329,9 +335,10 @@ def generate(
     cutoffs = truth_cutoffs_days(T, horizon_days)
     truth_churn = truth.churn(cutoffs, horizon_days, ids, start)
     truth_offers = truth.offers_truth(ids, start)
+    truth_value = truth.value(truth_churn, horizon_days, ids, start)
 
     params = _params_frame(p, ids, start)
-    return DemoData(tables, truth_churn, truth_offers, params, end, horizon_days, days)
+    return DemoData(tables, truth_churn, truth_offers, truth_value, params, end, horizon_days, days)
 
 
 def truth_cutoffs_days(T: float, horizon_days: int = HORIZON_DAYS) -> np.ndarray:
@@ -392,7 +399,7 @@ def _order_rows(rng, p, own, t, arm):
     gross = np.exp(p["basket_mu"][own] + p["basket_sigma"][own] * rng.standard_normal(m))
     gross = np.maximum(np.round(gross, 2), 1.0)
     has_disc = np.where(arm == 1, True, (arm == -1) & (rng.random(m) < p["p_discount"][own]))
-    share = np.where(arm == 1, 0.2, rng.uniform(0.05, 0.3, m))
+    share = np.where(arm == 1, 0.2, rng.uniform(*NATURAL_DISCOUNT, m))
     discount = np.where(has_disc, np.round(gross * share, 2), 0.0)
     free = np.where(arm == 0, True, rng.random(m) < p["p_free_shipping"][own])
     fee = np.where(free, 0.0, SHIPPING_FEE)
@@ -760,6 +767,36 @@ class _Truth:
             }
         )
 
+    def value(self, churn: pd.DataFrame, horizon_days: int, ids, start) -> pd.DataFrame:
+        """Expected natural orders and spend in [c, c + h) for ``churn``'s rows, from their P(alive at c).
+
+        Alive at c, orders come at rate beta * season(t) until death, Exponential(mu): a day j after c adds
+        beta s_j e^{-mu j} (1 - e^{-mu}) / mu (season is constant within the day, cutoffs are midnights).
+        Campaigns end before the first truth cutoff, so no induced order falls in a window. An order's
+        expected amount is the lognormal mean less the expected discount (p_discount x the mean share).
+        """
+        cust = pd.Index(ids).get_indexer(churn[CUSTOMER_ID].to_numpy())
+        c = ((churn["cutoff"] - start) / pd.Timedelta(days=1)).to_numpy().astype(np.int64)
+        mu, beta = self.p["hazard"][cust], self.p["base_rate"][cust]
+        j = np.arange(horizon_days)
+        orders = np.empty(cust.size)
+        step = max(1, CELL_BUDGET // horizon_days)
+        for i in range(0, cust.size, step):
+            m, b, day = mu[i : i + step, None], beta[i : i + step, None], c[i : i + step, None] + j[None, :]
+            orders[i : i + step] = (b * self.season.s[day] * np.exp(-m * j) * -np.expm1(-m) / m).sum(axis=1)
+        orders *= churn["p_alive"].to_numpy()
+        gross = np.exp(self.p["basket_mu"][cust] + self.p["basket_sigma"][cust] ** 2 / 2)
+        amount = gross * (1.0 - self.p["p_discount"][cust] * np.mean(NATURAL_DISCOUNT))
+        return pd.DataFrame(
+            {
+                CUSTOMER_ID: churn[CUSTOMER_ID].to_numpy(),
+                "cutoff": churn["cutoff"].to_numpy(),
+                "horizon_days": np.full(cust.size, horizon_days, np.int64),
+                "expected_orders": orders,
+                "expected_spend": orders * amount,
+            }
+        )
+
     def offers_truth(self, ids, start) -> pd.DataFrame:
         o, p = self.offers, self.p
         cust = o["own"].astype(np.int64)
@@ -812,4 +849,5 @@ def write(demo: DemoData, out_dir: str | Path) -> Path:
     write_parquet_atomic(demo.truth_churn, out / "truth" / "churn.parquet")
     write_parquet_atomic(demo.truth_offers, out / "truth" / "offers.parquet")
     write_parquet_atomic(demo.params, out / "truth" / "params.parquet")
+    write_parquet_atomic(demo.truth_value, out / "truth" / "value.parquet")
     return out

@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features import bgnbd, gamma_gamma
+from features.config import FeaturesConfig
+from features.sources import check_tables
+from features.value import VALUE_COLUMNS, value_frame
 from serving.value_model import ValueModel
+
+CDNOW = (0.243, 4.414, 0.793, 2.426)  # FHL (2005) BG/NBD parameters on the CDNOW cohort
 
 
 def _rows():
@@ -67,3 +73,106 @@ def test_value_model_load_names_the_missing_file(tmp_path):
         ValueModel.load(tmp_path)
     ValueModel("historical", 90, ("sales_revenue_all", "sales_days_since_first_order")).save(tmp_path)
     assert not (tmp_path / "booster.txt").exists()
+
+
+def test_expected_purchases_matches_the_papers_cdnow_example():
+    # FHL (2005) after eq. (10): x = 2, t_x = 30.43, T = 38.86 weeks -> 1.226 purchases in the next 39 weeks
+    got = bgnbd.expected_purchases(CDNOW, np.array([2.0]), np.array([30.43]), np.array([38.86]), 39.0)
+    np.testing.assert_allclose(got, [1.226], atol=5e-4)
+
+
+def test_expected_purchases_over_a_short_window_is_p_alive_times_the_posterior_rate():
+    # for a small window E[Y(t)] ~ P(alive) * (r + x) / (alpha + T) * t
+    x, t_x, T = np.array([0.0, 3.0]), np.array([0.0, 10.0]), np.array([20.0, 30.0])
+    rate = bgnbd.p_alive(CDNOW, x, t_x, T) * (CDNOW[0] + x) / (CDNOW[1] + T)
+    np.testing.assert_allclose(bgnbd.expected_purchases(CDNOW, x, t_x, T, 1e-4), rate * 1e-4, rtol=1e-3)
+
+
+def test_days_to_next_order_is_where_the_chance_of_an_order_reaches_one_half():
+    x, t_x, T = np.array([2.0, 0.0]), np.array([30.43, 0.0]), np.array([38.86, 38.86])
+    days = bgnbd.days_to_next_order(CDNOW, x, t_x, T)
+    # alive at T: ((alpha + T) / (alpha + T + t))^(r + x) = 1 - 0.5 / P(alive), solved by hand for x = 0
+    # (P(alive) = 1): t = (4.414 + 38.86) * (2^(1 / 0.243) - 1) weeks
+    np.testing.assert_allclose(days[1], (4.414 + 38.86) * (2 ** (1 / 0.243) - 1) * 7, rtol=1e-9)
+    np.testing.assert_allclose(1 - bgnbd.p_no_purchase(CDNOW, x, t_x, T, days / 7), [0.5, 0.5])
+
+
+def test_days_to_next_order_is_nan_when_the_customer_is_probably_gone():
+    x, t_x, T = np.array([5.0]), np.array([2.0]), np.array([60.0])
+    assert bgnbd.p_alive(CDNOW, x, t_x, T)[0] < 0.5
+    assert np.isnan(bgnbd.days_to_next_order(CDNOW, x, t_x, T)[0])
+
+
+def test_gamma_gamma_fit_recovers_the_simulated_parameters():
+    rng = np.random.default_rng(1)
+    p, q, gamma = 6.25, 3.74, 15.44  # Hardie's CDNOW estimates
+    n = rng.integers(2, 12, 20_000)
+    nu = rng.gamma(q, 1 / gamma, n.size)
+    m = rng.gamma(n * p, 1 / (nu * n))  # the mean of n Gamma(p, nu) order values
+    (p_, q_, gamma_), converged = gamma_gamma.fit(n, m)
+    assert converged
+    # means alone pin q and the population mean order value tightly, p and gamma (which trade off) loosely
+    np.testing.assert_allclose([q_, p_ * gamma_ / (q_ - 1)], [q, p * gamma / (q - 1)], rtol=0.03)
+    np.testing.assert_allclose([p_, gamma_], [p, gamma], rtol=0.15)
+
+
+def test_gamma_gamma_expected_value_by_hand():
+    # (gamma + m x) p / (p x + q - 1) = (15 + 40 * 3) * 6 / (18 + 4 - 1) = 810 / 21
+    np.testing.assert_allclose(gamma_gamma.expected_order_value((6.0, 4.0, 15.0), [3], [40.0]), [810 / 21])
+    # one order of 0: the population mean shrunk by one order's weight, gamma p / (p + q - 1)
+    np.testing.assert_allclose(gamma_gamma.expected_order_value((6.0, 4.0, 15.0), [1], [0.0]), [90 / 9])
+
+
+def _shop(extra_orders: list[tuple[str, str, float]] = ()) -> dict:
+    """Twelve repeat buyers with 2-4 orders of different sizes, one one-time buyer, one prospect."""
+    rows = []
+    for i in range(12):
+        for k in range(2 + i % 3):
+            rows.append((f"c{i:02d}", f"2024-0{1 + k}-{10 + i:02d}", 20.0 + 5 * i + 3 * k))
+    rows.append(("once", "2024-04-01", 80.0))
+    rows.extend(extra_orders)
+    ids = sorted({r[0] for r in rows} | {"prospect"})
+    orders = pd.DataFrame(rows, columns=["customer_id", "ordered_at", "amount"])
+    return {"customers": pd.DataFrame({"customer_id": ids}), "orders": orders}
+
+
+def test_value_columns_are_nan_for_non_buyers_and_consistent_with_each_other():
+    out = value_frame(check_tables(_shop()), cutoff="2024-06-01", config=FeaturesConfig())
+    assert list(out.columns) == list(VALUE_COLUMNS)
+    assert out.loc["prospect"].isna().all()
+    buyers = out.drop(index="prospect")
+    assert buyers.drop(columns="next_order_in_days").notna().all().all()
+    # one order two months ago: alive for sure under BG/NBD, so an order is due; the repeat buyers, quiet
+    # since the spring, are more likely gone than not and get no date
+    assert buyers.loc["once", "next_order_in_days"] > 0
+    assert buyers.drop(index="once")["next_order_in_days"].isna().all()
+    assert (buyers["expected_orders_12m"] > buyers["expected_orders"]).all()
+    # spend is orders x one expected order value per customer, the same over both windows
+    np.testing.assert_allclose(
+        buyers["expected_spend_bgnbd"] / buyers["expected_orders"],
+        buyers["expected_spend_12m"] / buyers["expected_orders_12m"],
+    )
+
+
+def test_value_columns_do_not_see_orders_at_or_after_the_cutoff():
+    later = [("c00", "2024-06-01", 500.0), ("once", "2024-07-01", 90.0), ("prospect", "2024-06-02", 10.0)]
+    before = value_frame(check_tables(_shop()), cutoff="2024-06-01", config=FeaturesConfig())
+    after = value_frame(check_tables(_shop(later)), cutoff="2024-06-01", config=FeaturesConfig())
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_demo_truth_value_is_the_expected_spend_the_simulator_realises(tmp_path):
+    from features import demo_data
+
+    demo = demo_data.generate(n_customers=4000, seed=5)
+    demo_data.write(demo, tmp_path)
+    truth = pd.read_parquet(tmp_path / "truth" / "value.parquet")
+    assert len(truth) == len(demo.truth_churn)
+    last = truth[truth["cutoff"] == truth["cutoff"].max()]
+    orders = demo.tables["orders"]
+    at = orders["ordered_at"]
+    c = last["cutoff"].iloc[0]
+    window = orders[(at >= c) & (at < c + pd.Timedelta(days=90)) & orders["customer_id"].isin(last["customer_id"])]
+    # over 4,000 customers the realised total is within a few percent of the expected one
+    np.testing.assert_allclose(window["amount"].sum(), last["expected_spend"].sum(), rtol=0.05)
+    np.testing.assert_allclose(len(window), last["expected_orders"].sum(), rtol=0.05)
