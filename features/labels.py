@@ -1,7 +1,7 @@
-"""Churn labels: the only code that looks past the cutoff.
+"""Outcomes after the cutoff (churn labels, spend): the only code that looks past it.
 
 Among customers with at least one order before the cutoff, churned = no order
-in [cutoff, cutoff + horizon).
+in [cutoff, cutoff + horizon); their spend is what they paid in that window.
 """
 
 from __future__ import annotations
@@ -29,6 +29,18 @@ def churn_labels(tables: Tables, *, cutoff, horizon_days: int) -> pd.Series:
     ids = pd.Index(before, name=CUSTOMER_ID).astype("string").sort_values()
     churned = (~ids.isin(pd.Index(bought).astype("string"))).astype("int8")
     return pd.Series(churned, index=ids, name=LABEL)
+
+
+def spend_after(tables: Tables, *, cutoff, horizon_days: int) -> pd.Series:
+    """Spend (``amount`` summed) in [cutoff, cutoff + horizon) per customer who ordered before ``cutoff``, 0.0 for
+    those who did not order in it: what a prediction of value over the horizon is measured against."""
+    labels = churn_labels(tables, cutoff=cutoff, horizon_days=horizon_days)
+    cutoff = parse_cutoff(cutoff)
+    orders = tables.orders
+    at = orders[ORDERS.ordered_at]
+    window = orders.loc[(at >= cutoff) & (at < cutoff + pd.Timedelta(days=horizon_days))]
+    spent = window.groupby(window[CUSTOMER_ID].astype("string"))[ORDERS.amount].sum()
+    return spent.reindex(labels.index, fill_value=0.0).astype("float64").rename("spend")
 
 
 def label_window_end(tables: Tables) -> pd.Timestamp | None:

@@ -6,7 +6,7 @@ Metrics are plain numpy so that a few hundred resamples of a test cutoff take se
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import norm, rankdata
 
 TOP_SHARES = (0.05, 0.10, 0.20)
 HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "brier": False, "log_loss": False, "ece": False}
@@ -81,6 +81,29 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def _interval(samples: np.ndarray, level: float) -> tuple[float, float]:
     lo, hi = np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
+
+
+def rate_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``k`` events in ``n`` customers: it stays sensible at 0 or ``n`` events, where a
+    bootstrap collapses to a point (a risk band with no churner is not proof of a zero rate)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    z = norm.ppf(0.5 + level / 2)
+    rate = k / n
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
+    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+
+
+def bootstrap_interval(stat, *arrays: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``stat(*arrays)`` over resamples of the rows (the same rows of every array)."""
+    rng = np.random.default_rng(seed)
+    n = len(arrays[0])
+    draws = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        draws.append(stat(*(np.asarray(a)[idx] for a in arrays)))
+    return _interval(np.array(draws, dtype="float64"), level)
 
 
 def bootstrap_report(

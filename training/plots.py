@@ -133,3 +133,35 @@ def write_all(
     contrib = pd.DataFrame(booster.predict(sample, pred_contrib=True)[:, :-1], columns=X.columns, index=sample.index)
     shap_summary(contrib, sample, out / "shap_summary.png", seed=seed)
     return contrib.abs().mean().sort_values(ascending=False)
+
+
+def reliability(curves: dict[str, list[dict]], path: Path) -> Path:
+    """Back-test: realised churn rate against the predicted probability by decile, with 95% intervals, one line a
+    model version (``curves``: version -> rows with predicted, realised and ci)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
+    for name, rows in curves.items():
+        x = np.array([r["predicted"] for r in rows])
+        y = np.array([r["realised"] for r in rows])
+        ci = np.array([r["ci"] for r in rows], dtype="float64").reshape(-1, 2)
+        ax.errorbar(x, y, yerr=[y - ci[:, 0], ci[:, 1] - y], marker="o", capsize=3, label=name)
+    ax.set(xlabel="predicted churn probability (decile mean)", ylabel="realised churn rate", title="Back-test")
+    ax.set(xlim=(0, 1), ylim=(0, 1))
+    ax.legend()
+    return _save(fig, path)
+
+
+def value_by_decile(curves: dict[str, list[dict]], path: Path, *, currency: str) -> Path:
+    """Back-test: mean realised against mean predicted spend by decile of the prediction, one line a version."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    top = max(max(r["predicted"], r["realised"]) for rows in curves.values() for r in rows) or 1.0
+    ax.plot([0, top], [0, top], ls="--", c="grey", lw=1, label="predicted = realised")
+    for name, rows in curves.items():
+        ax.plot([r["predicted"] for r in rows], [r["realised"] for r in rows], marker="o", label=name)
+    ax.set(
+        xlabel=f"predicted spend over the horizon ({currency}, decile mean)",
+        ylabel=f"realised spend ({currency})",
+        title="Back-test: value",
+    )
+    ax.legend()
+    return _save(fig, path)
