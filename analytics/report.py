@@ -202,6 +202,15 @@ def _with_ci(metric: dict) -> str:
     return f"{metric['value']:.3f} ({lo:.3f}–{hi:.3f})"
 
 
+def backtest_section(folder: str | Path) -> Section:
+    """retain backtest's folder as a report section: backtest.md with its title as the section's and its headings
+    one level up (they sit below it), and its plots."""
+    folder = Path(folder)
+    title, _, text = (folder / "backtest.md").read_text().partition("\n")
+    text = re.sub(r"^#(#+) ", r"\1 ", text, flags=re.M)
+    return Section(title.removeprefix("# "), text=text, images=_pngs(folder))
+
+
 def offer_section(folder: str | Path, *, offers: Sequence[str], currency: str) -> Section:
     """train-offers' folder as a report section: the card's text without its text dumps, the policies and learners
     as tables with readable column names (each once), and the Qini plot."""

@@ -158,6 +158,9 @@ def report_cmd(
     cohorts_dir: Path = typer.Option(
         None, help="folder for cohorts.csv and cohort_heatmap.png (default: the report's folder)"
     ),
+    backtest_dir: Path = typer.Option(
+        None, help="retain backtest's folder (backtest.md, reliability.png): adds the Back-test section"
+    ),
     configs: Path = Configs,
 ) -> None:
     """Write the retention report (KPIs, cohorts, lifecycle and contact plan, models) and cohorts.csv beside it."""
@@ -178,6 +181,10 @@ def report_cmd(
     for option, folder in (("--churn-model-dir", churn_model_dir), ("--offer-model-dir", offer_model_dir)):
         if folder is not None and not (folder / "model_card.md").exists():
             raise typer.BadParameter(f"{folder}: no model_card.md there", param_hint=option)
+    if backtest_dir is not None and not (backtest_dir / "backtest.md").exists():
+        raise typer.BadParameter(
+            f"{backtest_dir}: no backtest.md there (retain backtest writes it)", param_hint="--backtest-dir"
+        )
     acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
     currency = load_config(ServingConfig, configs / "serving.yaml").currency
     cfg, catalog, tables = load_inputs(data, configs)
@@ -199,6 +206,8 @@ def report_cmd(
         )
         written = cohorts.write(folder)
         cohorts_csv = str(written["csv"].relative_to(out.parent) if folder == out.parent else written["csv"])
+    from analytics.report import backtest_section
+
     path = write_report(
         out,
         tables=tables,
@@ -216,6 +225,7 @@ def report_cmd(
         currency=currency,
         scores=scores,
         cohorts_csv=cohorts_csv,
+        extra=[backtest_section(backtest_dir)] if backtest_dir is not None else (),
     )
     typer.echo(f"wrote the report to {path.resolve()}")
     if cohorts_csv:

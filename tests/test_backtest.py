@@ -195,3 +195,19 @@ def test_scores_of_another_shop_are_refused(tmp_path):
     tables = check_tables({"orders": ORDERS})
     with pytest.raises(BacktestError, match="none of the 8 scored customers has an order before 2024-06-01"):
         run_backtest(_issued(tmp_path, other), tables, horizons={"retain-churn v1": (30, "")}, n_boot=10, seed=0)
+
+
+def test_the_report_shows_the_back_test_folder(tmp_path, registry):
+    done, path = backtest(tmp_path, scores(predicted_value=[VALUE.get(c) for c in "abcdefghi"]), "--no-track")
+    assert done.exit_code == 0, done.output
+    html = tmp_path / "report.html"
+    args = ["report", "--as-of", "2024-07-01", "--data", str(tmp_path / "data"), "--configs", str(tmp_path / "configs")]
+    shown = CliRunner().invoke(app, [*args, "--out", str(html), "--backtest-dir", str(tmp_path / "scores_backtest")])
+    assert shown.exit_code == 0, shown.output
+    page = html.read_text()
+    assert "<h2>Back-test of the scores as of 2024-06-01</h2>" in page and "<h3>retain-churn v1</h3>" in page
+    assert (
+        "<h4>Churn rate by risk band</h4>" in page and '<img alt="reliability"' in page and '<img alt="value"' in page
+    )
+    missing = CliRunner().invoke(app, [*args, "--out", str(html), "--backtest-dir", str(tmp_path)])
+    assert missing.exit_code == 2 and "no backtest.md there" in missing.output
