@@ -211,3 +211,35 @@ def test_the_report_shows_the_back_test_folder(tmp_path, registry):
     )
     missing = CliRunner().invoke(app, [*args, "--out", str(html), "--backtest-dir", str(tmp_path)])
     assert missing.exit_code == 2 and "no backtest.md there" in missing.output
+
+
+@pytest.mark.slow
+def test_end_to_end_scores_issued_before_the_data_end_are_back_tested(tmp_path_factory):
+    """Demo data end on 2026-06-30: scores issued on 2026-03-01 have their 90 days in the data."""
+    from tests.serving_champions import champions
+
+    champ = champions(tmp_path_factory.mktemp("serving"))
+    out = tmp_path_factory.mktemp("issued") / "scores.parquet"
+    common = ["--data", str(champ.data_dir), "--configs", str(champ.configs)]
+    score = ["score", "--as-of", "2026-03-01", "--out", str(out), "--no-store", "--no-track", *common]
+    done = CliRunner().invoke(app, score)
+    assert done.exit_code == 0, done.output
+    issued = pd.read_parquet(out)
+    done = CliRunner().invoke(app, ["backtest", "--scores", str(out), *common])
+    assert done.exit_code == 0, done.output
+    saved = json.loads((out.parent / "scores_backtest" / "backtest.json").read_text())
+    (version,) = issued["churn_model_version"].unique()
+    v = saved["versions"][version]
+    assert (v["horizon_days"], v["horizon_source"]) == (90, f"{version}'s training run")
+    assert v["window"] == ["2026-03-01", "2026-05-30"]
+    assert v["customers"] == issued["churn_probability"].notna().sum() and v["not_found"] == 0
+    assert v["metrics"]["roc_auc"]["ci"][0] > 0.5  # the champion ranks the customers who then churned higher
+    assert sum(b["customers"] for b in v["bands"]) == v["customers"]
+    assert ("value" in v) == ("predicted_value" in issued.columns)  # realised vs predicted value once scores carry it
+    run = mlflow.search_runs(experiment_names=[EXPERIMENT], output_format="list")[0]
+    assert run.data.tags["churn_model_version"] == version and run.data.tags["as_of"] == "2026-03-01"
+    late = out.with_name("late.parquet")
+    done = CliRunner().invoke(app, [*score[:2], "2026-06-01", "--out", str(late), *score[5:]])
+    assert done.exit_code == 0, done.output
+    refused = CliRunner().invoke(app, ["backtest", "--scores", str(late), *common])
+    assert refused.exit_code == 2 and "closes on 2026-08-29" in refused.output, refused.output
