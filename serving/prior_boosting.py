@@ -9,8 +9,9 @@ probabilities and ``log1p`` for counts, days and money; a missing value adds 0.
 BG/NBD's P(no order in the horizon) is the prior with one term of weight 1; an
 RFM logistic regression (recency, frequency, value, tenure and BG/NBD) is the
 prior with several. Raw score = w * trees(X) + prior(X), where ``w`` (the
-prior's ``tree_weight``) is 1, or 0 when validation showed that the trees only
-add noise and the prior alone ships; without a prior it is a plain
+prior's ``tree_weight``) is 1, 0 when validation showed that the trees only
+add noise and the prior alone ships, or in between when out-of-fold scores
+showed that they are partly noise; without a prior it is a plain
 LGBMClassifier. Training fits it, the registry stores it (plain lists and
 floats, so skops can load it), serving reads ``prior`` to add the same offset on
 its fast path. SHAP contributions put each term on its own column and the
@@ -111,8 +112,12 @@ class PriorBoostedLGBM(lgb.LGBMClassifier):
 
     def alone(self) -> PriorBoostedLGBM:
         """A copy that scores with the prior alone (tree weight 0); the trees stay, unused."""
+        return self.weighted(0.0)
+
+    def weighted(self, tree_weight: float) -> PriorBoostedLGBM:
+        """A copy whose trees count ``tree_weight`` times: shrunk toward the prior where they are partly noise."""
         other = copy.copy(self)
-        other.prior_fields_ = {**self.prior_fields_, "tree_weight": 0.0}
+        other.prior_fields_ = {**self.prior_fields_, "tree_weight": float(tree_weight)}
         return other
 
     def predict_proba(self, X, raw_score=False, start_iteration=0, num_iteration=None, pred_leaf=False,

@@ -213,6 +213,12 @@ def test_the_report_shows_the_back_test_folder(tmp_path, registry):
     assert missing.exit_code == 2 and "no backtest.md there" in missing.output
 
 
+def test_a_shop_without_orders_is_refused(tmp_path):
+    tables = check_tables({"customers": pd.DataFrame({"customer_id": [*"abcdefghi"]})})
+    with pytest.raises(BacktestError, match="needs the shop's orders table, with the orders after 2024-06-01"):
+        run_backtest(_issued(tmp_path, scores()), tables, horizons={"retain-churn v1": (30, "")}, n_boot=10, seed=0)
+
+
 @pytest.mark.slow
 def test_end_to_end_scores_issued_before_the_data_end_are_back_tested(tmp_path_factory):
     """Demo data end on 2026-06-30: scores issued on 2026-03-01 have their 90 days in the data."""

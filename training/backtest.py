@@ -34,7 +34,7 @@ from features.runtime import tracking_uri
 from features.sources import Tables
 from serving.campaign import read_scores
 from training import plots
-from training.datasets import DAY, NotEnoughHistory, data_span
+from training.datasets import DAY, data_span
 from training.evaluate import bootstrap_interval, bootstrap_report, rate_interval
 from training.registry import staged, start_tracking, tracked_run
 
@@ -156,10 +156,11 @@ def recorded_horizons(versions, *, default: int) -> dict[str, tuple[int, str]]:
 
 def check_window(issued: Issued, horizon_days: int, source: str, tables: Tables) -> pd.Timestamp:
     """The end of the outcome window (exclusive); BacktestError with the dates while it is still open."""
-    try:
-        _, data_end = data_span(tables)
-    except NotEnoughHistory as exc:
-        raise BacktestError(f"a back-test needs the orders after the scores' as-of date: {exc}") from exc
+    if tables.orders is None or tables.orders.empty:
+        raise BacktestError(
+            f"{issued.path}: a back-test needs the shop's orders table, with the orders after {issued.as_of:%Y-%m-%d}"
+        )
+    _, data_end = data_span(tables)
     end = issued.as_of + pd.Timedelta(days=horizon_days)
     if end > data_end:
         raise BacktestError(

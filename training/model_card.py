@@ -133,8 +133,10 @@ def start_line(report: dict) -> str:
     chosen = report["start"]["chosen"]
     candidates = ", ".join(f"{k[6:]} {v:.3f}" for k, v in auc.items() if k.startswith("start_"))
     baselines = ", ".join(f"{k} {v:.3f}" for k, v in auc.items() if not k.startswith("start_"))
+    weight = report["start"].get("tree_weight", 1.0)
+    shrunk = f" The trees count {weight:.2f} times beside the prior (stacked out of fold)." if 0 < weight < 1 else ""
     return (
-        f"The model is {STARTS[chosen]}, chosen by ROC AUC on held-out validation rows (candidates: "
-        f"{candidates}; baselines on the same rows: {baselines}). The trees from the RFM start are kept unless "
-        "another candidate is better with 95% confidence."
+        f"The model is {STARTS[chosen]}, chosen by ROC AUC on {report['start']['chosen_on']} (candidates: "
+        f"{candidates}; baselines on the validation rows: {baselines}). The trees from the RFM start are kept unless "
+        f"another candidate is better with 95% confidence.{shrunk}"
     )

@@ -23,9 +23,18 @@ from features.contract import CUSTOMER_ID
 from features.io import write_text_atomic
 from features.sources import Tables
 from training.baselines import fit_and_score_baselines, rfm
-from training.churn import check_minimum, fit_churn_model, predict, refit_for_scoring, split_rows
+from training.churn import (
+    FOLDS,
+    check_minimum,
+    cross_fitted,
+    fit_churn_model,
+    join_rows,
+    predict,
+    refit_for_scoring,
+    split_rows,
+)
 from training.config import ChurnConfig
-from training.datasets import CUTOFF, CutoffPlan, Rows
+from training.datasets import CUSTOMERS, CUTOFF, CutoffPlan, Rows
 from training.evaluate import bootstrap_report, flat_metrics, roc_auc, slice_reports, summary_metrics
 from training.model_card import baseline_verdicts, render
 from training.plots import write_all
@@ -140,7 +149,11 @@ def train_churn(
         mlflow.log_params({f"lgbm_{k}": v for k, v in params.model_dump().items()})
         bg_nbd = f"lifetime_p_no_order_{features.horizon_days}d"
         bg_nbd = bg_nbd if bg_nbd in train.X.columns else None
-        fitted = fit_churn_model(train, stop, calib, params, config, bg_nbd=bg_nbd)
+        cross_fit = plan.holdout == CUSTOMERS  # few validation customers: choose and calibrate out of fold
+        if cross_fit:
+            fitted = cross_fitted(join_rows(train, valid), params, config, bg_nbd=bg_nbd)
+        else:
+            fitted = fit_churn_model(train, stop, calib, params, config, bg_nbd=bg_nbd)
         start = fitted.start
         mlflow.log_params({"calibration": fitted.method, "rounds": fitted.rounds, "start": start})
         train_summary = baseline_inputs(tables, train.keys)
@@ -161,7 +174,14 @@ def train_churn(
         )
         report["plan"] = plan.describe()
         report["calibration"] = fitted.method
-        report["start"] = {"chosen": start, "columns": list(fitted.prior.columns) if fitted.prior else []}
+        report["start"] = {
+            "chosen": start,
+            "columns": list(fitted.prior.columns) if fitted.prior else [],
+            "tree_weight": fitted.prior.tree_weight if fitted.prior else 1.0,
+            "chosen_on": f"out-of-fold scores of every non-test customer ({FOLDS} folds by customer)"
+            if cross_fit
+            else "held-out validation rows",
+        }
         report["valid_auc"] = valid_auc
         mlflow.log_metrics({**flat_metrics(report), **interval_metrics(report)})
         report["verdicts"] = baseline_verdicts(report)
@@ -171,15 +191,11 @@ def train_churn(
         target = out_dir / CHALLENGER_DIR if register_model else out_dir
         with staged(target) if register_model else staging(out_dir) as stage:
             drivers = write_all(fitted.booster, test.X, test.y, scores, stage / "plots", seed=config.seed)
-            final = refit_for_scoring(
-                plan.rows(panel, "refit"),
-                plan.rows(panel, "recalibrate"),
-                params,
-                fitted.rounds,
-                config,
-                start=start,
-                bg_nbd=bg_nbd,
-            )
+            refit, recalibrate = plan.rows(panel, "refit"), plan.rows(panel, "recalibrate")
+            if cross_fit:
+                final = cross_fitted(join_rows(refit, recalibrate), params, config, bg_nbd=bg_nbd, start=start)
+            else:
+                final = refit_for_scoring(refit, recalibrate, params, fitted.rounds, config, start=start, bg_nbd=bg_nbd)
             decision = None
             report["champion"] = None
             model_uri = log_model(final.model, test.X)
