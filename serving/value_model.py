@@ -25,10 +25,10 @@ import lightgbm as lgb
 import numpy as np
 
 from features.io import atomic_path, write_text_atomic
+from features.value import EXPECTED_SPEND
 from serving.models import encode
 
 KINDS = ("lightgbm", "bgnbd_gamma_gamma", "historical")
-SPEND_BGNBD = "expected_spend_bgnbd"  # features.value's BG/NBD x Gamma-Gamma spend over the horizon
 HISTORICAL_FEATURES = ("sales_revenue_all", "sales_days_since_first_order")
 SPEC = "value.json"
 BOOSTER = "booster.txt"
@@ -59,7 +59,7 @@ class ValueModel:
         if self.kind == "lightgbm":
             value = self.booster.predict(X, num_threads=1) if n < 1000 else self.booster.predict(X)
         elif self.kind == "bgnbd_gamma_gamma":
-            value = X[:, self.features.index(SPEND_BGNBD)]
+            value = X[:, self.features.index(EXPECTED_SPEND)]
         else:
             revenue, days = (X[:, self.features.index(f)] for f in HISTORICAL_FEATURES)
             value = revenue / np.maximum(days, self.horizon_days) * self.horizon_days

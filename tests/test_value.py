@@ -7,11 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import bgnbd, gamma_gamma
+from features import bgnbd, demo_data, gamma_gamma
 from features.config import FeaturesConfig
 from features.sources import check_tables
 from features.value import VALUE_COLUMNS, value_frame
 from serving.value_model import ValueModel
+from training.value import choose, value_metrics, value_report
 
 CDNOW = (0.243, 4.414, 0.793, 2.426)  # FHL (2005) BG/NBD parameters on the CDNOW cohort
 
@@ -162,8 +163,6 @@ def test_value_columns_do_not_see_orders_at_or_after_the_cutoff():
 
 
 def test_demo_truth_value_is_the_expected_spend_the_simulator_realises(tmp_path):
-    from features import demo_data
-
     demo = demo_data.generate(n_customers=4000, seed=5)
     demo_data.write(demo, tmp_path)
     truth = pd.read_parquet(tmp_path / "truth" / "value.parquet")
@@ -176,3 +175,31 @@ def test_demo_truth_value_is_the_expected_spend_the_simulator_realises(tmp_path)
     # over 4,000 customers the realised total is within a few percent of the expected one
     np.testing.assert_allclose(window["amount"].sum(), last["expected_spend"].sum(), rtol=0.05)
     np.testing.assert_allclose(len(window), last["expected_orders"].sum(), rtol=0.05)
+
+
+def test_value_metrics_by_hand():
+    y, p = np.array([0.0, 10.0, 0.0, 30.0]), np.array([2.0, 8.0, 1.0, 20.0])
+    m = value_metrics(y, p)
+    assert m["mae"] == pytest.approx((2 + 2 + 1 + 10) / 4)
+    assert m["rmse"] == pytest.approx(np.sqrt((4 + 4 + 1 + 100) / 4))
+    # ranks of y: 1.5, 3, 1.5, 4; of p: 2, 3, 1, 4
+    assert m["spearman"] == pytest.approx(np.corrcoef([1.5, 3, 1.5, 4], [2, 3, 1, 4])[0, 1])
+    # the top decile of 4 rows is one row, the one predicted 20: 30 of the 40 spent
+    assert m["top10_share"] == pytest.approx(0.75)
+
+
+def test_choose_takes_the_lowest_validation_rmse_never_a_missing_one_and_the_baseline_on_a_tie():
+    assert choose({"lightgbm": 5.0, "bgnbd_gamma_gamma": 3.0, "historical": 4.0}) == "bgnbd_gamma_gamma"
+    assert choose({"lightgbm": 3.0, "bgnbd_gamma_gamma": float("nan"), "historical": 4.0}) == "lightgbm"
+    assert choose({"lightgbm": 4.0, "bgnbd_gamma_gamma": float("nan"), "historical": 4.0}) == "historical"
+
+
+def test_value_report_differences_say_which_is_better():
+    rng = np.random.default_rng(0)
+    y = rng.gamma(0.5, 100, 2000)
+    scores = {"lightgbm": y + rng.normal(0, 5, y.size), "historical": y + rng.normal(0, 100, y.size)}
+    report = value_report(y, scores, n_boot=50, seed=0)
+    diff = report["differences"]["lightgbm"]
+    assert diff["rmse"]["value"] < 0 and diff["rmse"]["better"] == "model"
+    assert diff["spearman"]["value"] > 0 and diff["spearman"]["better"] == "model"
+    assert set(report["models"]) == {"lightgbm", "historical"} and "historical" not in report["differences"]

@@ -1,4 +1,4 @@
-"""Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary.
+"""Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary, value deciles.
 
 The calibration and gain curves are also written as CSV (``calibration.csv``, ``gain.csv``) for
 ``dvc plots show`` / ``dvc plots diff`` (the ``plots:`` section of dvc.yaml).
@@ -85,6 +85,19 @@ def gain(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
         ax.plot(share, captured, label=name)
     ax.set(xlabel="share of customers contacted", ylabel="share of churners captured", title="Cumulative gain (test)")
     ax.legend()
+    return _save(fig, path)
+
+
+def value_deciles(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
+    """Mean predicted and realised spend per decile of each value model's predictions (test rows)."""
+    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 4), sharey=True, squeeze=False)
+    for ax, (name, p) in zip(axes[0], scores.items(), strict=True):
+        decile = pd.qcut(pd.Series(p).rank(method="first"), 10, labels=False).to_numpy() + 1
+        g = pd.DataFrame({"predicted": p, "realised": y, "decile": decile}).groupby("decile").mean()
+        ax.plot(g.index, g["predicted"], marker="o", label="predicted")
+        ax.plot(g.index, g["realised"], marker="s", label="realised")
+        ax.set(title=name, xlabel="decile of predicted spend", ylabel="mean spend over the horizon (test)")
+        ax.legend()
     return _save(fig, path)
 
 
