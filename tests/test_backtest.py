@@ -249,3 +249,8 @@ def test_end_to_end_scores_issued_before_the_data_end_are_back_tested(tmp_path_f
     assert done.exit_code == 0, done.output
     refused = CliRunner().invoke(app, ["backtest", "--scores", str(late), *common])
     assert refused.exit_code == 2 and "closes on 2026-08-29" in refused.output, refused.output
+
+
+def test_the_wilson_interval_is_exact_at_the_edges():
+    assert rate_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)  # the textbook value
+    assert rate_interval(10, 10)[1] == 1.0 and rate_interval(0, 10)[0] == 0.0  # a plot's error bar is never < 0

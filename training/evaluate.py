@@ -92,7 +92,9 @@ def rate_interval(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     rate = k / n
     centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n))
-    return float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+    lo = 0.0 if k == 0 else max(centre - half, 0.0)  # exact at the edges, where rounding would leave 1e-17
+    hi = 1.0 if k == n else min(centre + half, 1.0)
+    return float(lo), float(hi)
 
 
 def bootstrap_interval(stat, *arrays: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
