@@ -146,7 +146,7 @@ def report_cmd(
     churn_scores: Path = typer.Option(
         None,
         help="CSV/Parquet with customer_id and churn_probability (null = not scored; churn_unscored_reason says "
-        "why): adds at-risk stage and risk bands",
+        "why): adds at-risk stage and risk bands, and the drift section when its <stem>.drift.csv is beside it",
     ),
     churn_model_dir: Path = typer.Option(
         None, help="train-churn's folder (model_card.md, report.json, drivers.csv, plots/), e.g. models/churn"
@@ -206,8 +206,11 @@ def report_cmd(
         )
         written = cohorts.write(folder)
         cohorts_csv = str(written["csv"].relative_to(out.parent) if folder == out.parent else written["csv"])
-    from analytics.report import backtest_section
+    from analytics.report import backtest_section, drift_section
+    from serving.drift import table_path
 
+    drift_csv = None if churn_scores is None else table_path(churn_scores)  # retain score writes it beside them
+    drift = [drift_section(drift_csv)] if drift_csv is not None and drift_csv.exists() else []
     path = write_report(
         out,
         tables=tables,
@@ -225,7 +228,7 @@ def report_cmd(
         currency=currency,
         scores=scores,
         cohorts_csv=cohorts_csv,
-        extra=[backtest_section(backtest_dir)] if backtest_dir is not None else (),
+        extra=[*drift, *([backtest_section(backtest_dir)] if backtest_dir is not None else [])],
     )
     typer.echo(f"wrote the report to {path.resolve()}")
     if cohorts_csv:
@@ -416,6 +419,7 @@ def score_cmd(
     from analytics.config import AnalyticsConfig
     from serving.batch import BatchError, run_batch
     from serving.config import ServingConfig
+    from serving.drift import table_path
     from serving.models import ModelError, load_models
 
     out, fmt = score_format(out, csv)
@@ -447,6 +451,11 @@ def score_cmd(
     typer.echo(
         f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)"
     )
+    if result.drift.table is not None and result.drift.drifted.empty:
+        typer.echo(result.drift.message(table_path(out)))
+    else:  # features drifted, or drift could not be checked: say so where warnings go
+        where = None if result.drift.table is None else table_path(out)
+        typer.secho(f"warning: {result.drift.message(where)}", fg="yellow", err=True)
     unscored = int(result.summary["churn_unscored"])
     if models.churn is None:
         typer.echo(f"{models.churn_label}: churn fields are null for all {unscored:,}; offers from {models.offer_note}")

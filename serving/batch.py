@@ -3,7 +3,9 @@
 Reads: the contract tables, the champions. Writes: ``out`` (Parquet, or CSV on
 request), the SQLite feature snapshot the service reads, one MLflow run in the
 ``retain-scoring`` experiment with counts (customers, churn_scored,
-churn_unscored) and the distribution of the churn probabilities that exist.
+churn_unscored) and the distribution of the churn probabilities that exist, and
+``<out stem>.drift.csv``: the PSI of each churn feature over the customers the
+churn model scores against the champion's training rows (``serving.drift``).
 
 Features are built once for everyone with the same ``build_features`` call
 training uses (only the cutoff differs); scoring and writing then go chunk by
@@ -39,8 +41,9 @@ from features.contract import CUSTOMER_ID, parse_cutoff
 from features.io import atomic_path
 from features.sources import Tables
 from serving.config import ServingConfig
+from serving.drift import DriftCheck, check, table_path
 from serving.models import Models
-from serving.scoring import BASE_ACTION, BASE_CONTACT, BASE_STAGE, LIFECYCLE_COLUMNS, score_frame
+from serving.scoring import BASE_ACTION, BASE_CONTACT, BASE_STAGE, LIFECYCLE_COLUMNS, buyers, score_frame
 from serving.store import fill_snapshot
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class BatchResult:
     summary: dict[str, float]
     store: Path | None
     run_id: str | None
+    drift: DriftCheck | None = None  # the scored features vs the churn champion's training rows
 
 
 def snapshot_frame(
@@ -228,10 +232,12 @@ def run_batch(
     out = Path(out)
     as_of_day = parse_cutoff(as_of).strftime("%Y-%m-%d")
     frame = snapshot_frame(tables, as_of=as_of, models=models, features=features, lifecycle_config=lifecycle_config)
+    drift = check_drift(frame, models, config)
     chunk_size = chunk_size or config.batch.chunk_size
     chunks = score_chunks(frame, as_of=as_of_day, models=models, config=config, reasons=reasons, chunk_size=chunk_size)
     store_path = None if store is None else Path(store)
-    outputs = [out] if store_path is None else [out, store_path]
+    drift_path = table_path(out)
+    outputs = [out, drift_path] if store_path is None else [out, drift_path, store_path]
     try:
         with output_lock(*outputs), contextlib.ExitStack() as renames:
             # both files are written beside their final paths first and renamed together at the end (the
@@ -241,6 +247,10 @@ def run_batch(
                 clean_stale(path)
             tmp_out = renames.enter_context(atomic_path(out))
             tmp_store = None if store_path is None else renames.enter_context(atomic_path(store_path))
+            if drift.table is not None:
+                drift.table.to_csv(renames.enter_context(atomic_path(drift_path)), index=False)
+            else:  # an older table beside these scores would describe other scores
+                drift_path.unlink(missing_ok=True)
             summary = fill_scores(chunks, tmp_out, fmt, len(frame), progress=progress)
             if tmp_store is not None:
                 columns = [*models.features, *LIFECYCLE_COLUMNS]
@@ -251,10 +261,21 @@ def run_batch(
         raise BatchError(f"{where}: cannot write ({exc.strerror or exc}); nothing was replaced") from exc
     seconds = time.perf_counter() - started
     run_id = (
-        _track(summary, out=out, as_of=as_of_day, models=models, reasons=reasons, seconds=seconds) if track else None
+        _track(summary, out=out, as_of=as_of_day, models=models, reasons=reasons, seconds=seconds, drift=drift)
+        if track
+        else None
     )
     log.info("scored %d customers as of %s into %s in %.1fs", len(frame), as_of_day, out, seconds)
-    return BatchResult(out, len(frame), seconds, summary, store_path, run_id)
+    return BatchResult(out, len(frame), seconds, summary, store_path, run_id, drift)
+
+
+def check_drift(frame: pd.DataFrame, models: Models, config: ServingConfig) -> DriftCheck:
+    """The features of the customers the churn model scores (buyers) against its champion's training rows."""
+    if models.churn is None:
+        return DriftCheck(None, f"{models.churn_label}, so no training population to compare with")
+    scored = frame[buyers(frame, len(frame))]
+    drift = config.drift
+    return check(scored, models.churn.name, models.churn.version, alarm=drift.psi, confidence=drift.confidence)
 
 
 def _sha256(path: Path) -> str:
@@ -265,7 +286,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _track(summary: dict, *, out: Path, as_of: str, models: Models, reasons: bool, seconds: float) -> str:
+def _track(
+    summary: dict, *, out: Path, as_of: str, models: Models, reasons: bool, seconds: float, drift: DriftCheck
+) -> str:
     import mlflow
 
     from features.runtime import artifact_root, tracking_uri
@@ -285,5 +308,9 @@ def _track(summary: dict, *, out: Path, as_of: str, models: Models, reasons: boo
                 "offer_model": models.offer_note,
             }
         )
-        mlflow.log_metrics({**summary, "seconds": seconds})
+        mlflow.log_metrics({**summary, "seconds": seconds, **drift.metrics()})
+        if drift.table is None:
+            mlflow.set_tag("drift", f"not checked: {drift.note}")
+        else:
+            mlflow.log_artifact(str(table_path(out)))
     return run.info.run_id

@@ -13,6 +13,13 @@ class BatchConfig(Frozen):
     chunk_size: int = Field(100_000, gt=0, description="customers scored and written per chunk")
 
 
+class DriftConfig(Frozen):
+    psi: float = Field(0.25, gt=0, description="conventional PSI alarm level; a feature must exceed it to drift")
+    confidence: float = Field(
+        0.99, gt=0.5, lt=1, description="and exceed this quantile of PSI under no drift for the population sizes"
+    )
+
+
 class ServingConfig(Frozen):
     churn_model: str | None = Field(
         "retain-churn", description="registered churn model name; optional (no champion: churn fields are null)"
@@ -36,6 +43,7 @@ class ServingConfig(Frozen):
         100, ge=0, description="a worker closes a keep-alive connection after this many of its responses; 0 = never"
     )
     batch: BatchConfig = BatchConfig()
+    drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
     def _bands(self):

@@ -548,23 +548,35 @@ def describe(name: str, version: str, card: str) -> None:
     MlflowClient().update_model_version(name, version, description=card)
 
 
-def champion_files(name: str, out_dir: Path, files: tuple[str, ...], model: Callable[[object, Path], None]) -> str:
+def champion_files(
+    name: str,
+    out_dir: Path,
+    files: tuple[str, ...],
+    model: Callable[[object, Path], None],
+    optional: tuple[str, ...] = (),
+) -> str:
     """Write the champion version's files into ``out_dir`` (from its run's artifacts), swapped in.
 
     ``model(version, dst)`` writes its model folder. Returns the version, or "" with no champion
-    (then ``out_dir`` is left as it is).
+    (then ``out_dir`` is left as it is). ``optional`` files are skipped when a champion's run
+    predates them (an old champion stays servable; its folder just lacks them).
     """
     champ = current_champion(name)
     if champ is None:
         return ""
     out_dir = Path(out_dir)
     clean_staging(out_dir)
+    have = {Path(a.path).name for a in MlflowClient().list_artifacts(champ.run_id)} if optional else set()
     with staging(out_dir) as stage:
         for rel in files:
+            if rel in optional and rel not in have:
+                continue
             mlflow.artifacts.download_artifacts(run_id=champ.run_id, artifact_path=rel, dst_path=str(stage))
         model(champ, stage / "model")
         info = {"name": name, "version": str(champ.version), "run_id": champ.run_id}
         (stage / "champion.json").write_text(json.dumps(info, indent=1) + "\n")
+    for rel in set(optional) - have:  # not another version's copy beside this champion's files
+        (out_dir / rel).unlink(missing_ok=True)
     return str(champ.version)
 
 

@@ -22,6 +22,7 @@ from features.config import ROOT, FeaturesConfig
 from features.contract import CUSTOMER_ID
 from features.io import write_text_atomic
 from features.sources import Tables
+from serving.drift import REFERENCE_FILE
 from training.baselines import fit_and_score_baselines, rfm
 from training.churn import (
     FOLDS,
@@ -35,6 +36,7 @@ from training.churn import (
 )
 from training.config import ChurnConfig
 from training.datasets import CUSTOMERS, CUTOFF, CutoffPlan, Rows
+from training.drift_reference import write_reference
 from training.evaluate import bootstrap_report, flat_metrics, roc_auc, slice_reports, summary_metrics
 from training.model_card import baseline_verdicts, render
 from training.plots import write_all
@@ -200,6 +202,7 @@ def train_churn(
             report["champion"] = None
             model_uri = log_model(final.model, test.X)
             write_outputs(stage, final.model, test.X, report, drivers, features=features, config=config)
+            write_reference(stage, plan.rows(panel, "refit"), plan.rows(panel, "recalibrate"))
             log_run_files(stage)  # before the gate: a champion always has its files in its run
             if register_model:
                 metric = f"test_{config.gate.metric}"
@@ -234,12 +237,12 @@ def train_churn(
                 mlflow.log_artifact(str(stage / "report.json"))
                 describe(config.model_name, version, card)
         if register_model:
-            champion_files(config.model_name, out_dir, RUN_FILES, champion_model_folder)
+            champion_files(config.model_name, out_dir, RUN_FILES, champion_model_folder, optional=(REFERENCE_FILE,))
         predictions = test.keys.assign(churned=test.y, **scores)
         return TrainResult(run.info.run_id, report, decision, predictions)
 
 
-RUN_FILES = ("metrics.json", "report.json", "model_card.md", "drivers.csv", "plots")
+RUN_FILES = ("metrics.json", "report.json", "model_card.md", "drivers.csv", REFERENCE_FILE, "plots")
 
 
 def held_out_key(test: Rows, test_cutoff: str) -> str:
