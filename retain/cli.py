@@ -533,6 +533,13 @@ def backtest_cmd(
             f"churned {rate['value']:.1%} ({rate['ci'][0]:.1%}-{rate['ci'][1]:.1%}) vs {v['predicted_churn_rate']:.1%} "
             "predicted"
         )
+        if "value" in v:
+            val, mae = v["value"], v["value"]["mae"]
+            typer.echo(
+                f"  value: {val['realised_total']['value']:,.2f} {currency} spent vs {val['predicted_total']:,.2f} "
+                f"predicted, MAE {mae['value']:,.2f} ({mae['ci'][0]:,.2f}-{mae['ci'][1]:,.2f}) a customer, Spearman "
+                f"{val['spearman']['value']:.3f}"
+            )
     typer.echo(f"wrote the back-test to {folder}")
     if not no_track:
         typer.echo(f"MLflow runs in experiment retain-backtest: {', '.join(track(result, folder))}")

@@ -200,6 +200,7 @@ def test_scores_of_another_shop_are_refused(tmp_path):
 def test_the_report_shows_the_back_test_folder(tmp_path, registry):
     done, path = backtest(tmp_path, scores(predicted_value=[VALUE.get(c) for c in "abcdefghi"]), "--no-track")
     assert done.exit_code == 0, done.output
+    assert "value: 105.00 EUR spent vs 105.00 predicted, MAE 2.50" in done.output
     html = tmp_path / "report.html"
     args = ["report", "--as-of", "2024-07-01", "--data", str(tmp_path / "data"), "--configs", str(tmp_path / "configs")]
     shown = CliRunner().invoke(app, [*args, "--out", str(html), "--backtest-dir", str(tmp_path / "scores_backtest")])
