@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 from features import bgnbd, demo_data, gamma_gamma
+from features.build import build_features
 from features.config import FeaturesConfig
 from features.sources import check_tables
 from features.value import VALUE_COLUMNS, value_frame
-from serving.value_model import ValueModel
+from serving.value_model import HISTORICAL_FEATURES, ValueModel
 from training.value import choose, value_metrics, value_report
 
 CDNOW = (0.243, 4.414, 0.793, 2.426)  # FHL (2005) BG/NBD parameters on the CDNOW cohort
@@ -203,3 +204,55 @@ def test_value_report_differences_say_which_is_better():
     assert diff["rmse"]["value"] < 0 and diff["rmse"]["better"] == "model"
     assert diff["spearman"]["value"] > 0 and diff["spearman"]["better"] == "model"
     assert set(report["models"]) == {"lightgbm", "historical"} and "historical" not in report["differences"]
+
+
+@pytest.mark.slow
+def test_train_churn_ships_a_value_model_closer_to_the_truth_than_historical_clv(tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from training.config import ChurnConfig
+    from training.datasets import build_panel, plan_for
+    from training.registry import start_tracking
+    from training.train import train_churn
+
+    data = demo_data.generate(n_customers=4000, seed=11)
+    tables = check_tables(data.tables)
+    features, config = FeaturesConfig(), ChurnConfig(model_name="value-e2e", experiment="value-e2e", bootstrap=50)
+    graded = data.end - pd.Timedelta(days=data.horizon_days)  # the last truth cutoff, after every fitted one
+    plan = plan_for(tables, features=features, config=config, test_cutoff=graded - pd.Timedelta(days=30))
+    start_tracking(config.experiment, uri=f"sqlite:///{tmp_path}/mlflow.db", artifacts=(tmp_path / "art").as_uri())
+    try:
+        result = train_churn(
+            tables,
+            build_panel(tables, plan, config=features),
+            plan,
+            features=features,
+            config=config,
+            out_dir=tmp_path / "out",
+        )
+        run = MlflowClient().get_run(result.run_id)
+        artifacts = [a.path for a in MlflowClient().list_artifacts(result.run_id, "value")]
+        # where serving loads it: the value/ artifacts of the churn champion's run
+        shipped = ValueModel.load(mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="value"))
+    finally:
+        mlflow.set_tracking_uri(None)
+    value = result.report["value"]
+    assert run.data.tags["value_model"] == value["chosen"]
+    assert f"value_{value['chosen']}_rmse" in run.data.metrics and "value_diff_lightgbm_rmse_lo" not in run.data.metrics
+    assert "value/value.json" in artifacts
+    assert (tmp_path / "out" / "plots" / "value_deciles.png").exists()
+    assert "## Customer value" in (tmp_path / "out" / "model_card.md").read_text()
+    assert shipped.kind == value["chosen"] and shipped.horizon_days == 90
+    for folder in ("challenger/value", "value"):  # this run's files, and the champion's (this run: the first)
+        assert ValueModel.load(tmp_path / "out" / folder).features == shipped.features
+
+    truth = data.truth_value[data.truth_value["cutoff"] == graded].set_index("customer_id")["expected_spend"]
+    frame = build_features(tables, cutoff=graded, config=features)
+    frame = frame.join(value_frame(tables, cutoff=graded, config=features)).loc[truth.index.astype("string")]
+    model = shipped.predict(frame, len(frame))
+    baseline = ValueModel("historical", 90, HISTORICAL_FEATURES).predict(frame, len(frame))
+    true = truth.to_numpy()
+    assert np.sqrt(np.mean((model - true) ** 2)) < np.sqrt(np.mean((baseline - true) ** 2))
+    assert np.mean(np.abs(model - true)) < np.mean(np.abs(baseline - true))
+    assert value_metrics(true, model)["spearman"] > value_metrics(true, baseline)["spearman"]

@@ -103,6 +103,7 @@ def render(report: dict, drivers: pd.Series, *, features: FeaturesConfig, config
             "## Top drivers (mean |SHAP|, log-odds)",
             *[f"- {name}: {value:.3f}" for name, value in drivers.head(TOP_DRIVERS).items()],
             "",
+            *value_lines(report),
             "## Registry",
             f"Champion gate on {config.gate.metric} with margin {config.gate.margin:g}: {decision}."
             + (f" Reason: {champion['reason']}." if champion else ""),
@@ -140,3 +141,24 @@ def start_line(report: dict) -> str:
         f"{candidates}; baselines on the validation rows: {baselines}). The trees from the RFM start are kept unless "
         f"another candidate is better with 95% confidence.{shrunk}"
     )
+
+
+VALUE_SHOWN = ("mae", "rmse", "spearman", "top10_share")
+
+
+def value_lines(report: dict) -> list[str]:
+    """The card's "Customer value" section: which value model ships and how each candidate did on test spend."""
+    value = report["value"]
+    header = "| model | " + " | ".join(VALUE_SHOWN) + " |\n|---|" + "---|" * len(VALUE_SHOWN)
+    rows = [f"| {name} | " + " | ".join(_cell(v[m]) for m in VALUE_SHOWN) + " |" for name, v in value["models"].items()]
+    valid = ", ".join(f"{k} {v:.2f}" for k, v in value["valid_rmse"].items())
+    return [
+        "## Customer value",
+        f"Expected spend per buyer over the {value['horizon_days']} days after the cutoff. Shipped: "
+        f"**{value['chosen']}**, the lowest RMSE on the validation rows ({valid}). On the test cutoff "
+        f"({value['n']:,} buyers, mean spend {value['spend_mean']:.2f}), with 95% bootstrap intervals:",
+        "",
+        header,
+        *rows,
+        "",
+    ]

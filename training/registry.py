@@ -576,7 +576,8 @@ def champion_files(
         info = {"name": name, "version": str(champ.version), "run_id": champ.run_id}
         (stage / "champion.json").write_text(json.dumps(info, indent=1) + "\n")
     for rel in set(optional) - have:  # not another version's copy beside this champion's files
-        (out_dir / rel).unlink(missing_ok=True)
+        stale = out_dir / rel
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
     return str(champ.version)
 
 

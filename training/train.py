@@ -63,6 +63,7 @@ from training.registry import (
     tracked_run,
 )
 from training.tuning import tune
+from training.value import VALUE_DIR, fit_value
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def train_churn(
             decision = None
             report["champion"] = None
             model_uri = log_model(final.model, test.X)
+            report["value"] = fit_value(tables, panel, plan, features=features, config=config, out=stage)
             write_outputs(stage, final.model, test.X, report, drivers, features=features, config=config)
             write_reference(stage, plan.rows(panel, "refit"), plan.rows(panel, "recalibrate"))
             log_run_files(stage)  # before the gate: a champion always has its files in its run
@@ -237,7 +239,13 @@ def train_churn(
                 mlflow.log_artifact(str(stage / "report.json"))
                 describe(config.model_name, version, card)
         if register_model:
-            champion_files(config.model_name, out_dir, RUN_FILES, champion_model_folder, optional=(REFERENCE_FILE,))
+            champion_files(
+                config.model_name,
+                out_dir,
+                (*RUN_FILES, VALUE_DIR),
+                champion_model_folder,
+                optional=(REFERENCE_FILE, VALUE_DIR),
+            )
         predictions = test.keys.assign(churned=test.y, **scores)
         return TrainResult(run.info.run_id, report, decision, predictions)
 
