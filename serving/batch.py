@@ -273,9 +273,8 @@ def check_drift(frame: pd.DataFrame, models: Models, config: ServingConfig) -> D
     """The features of the customers the churn model scores (buyers) against its champion's training rows."""
     if models.churn is None:
         return DriftCheck(None, f"{models.churn_label}, so no training population to compare with")
-    scored = frame[buyers(frame, len(frame))]
-    drift = config.drift
-    return check(scored, models.churn.name, models.churn.version, alarm=drift.psi, confidence=drift.confidence)
+    scored, drift = buyers(frame, len(frame)), config.drift
+    return check(frame, scored, models.churn.name, models.churn.version, alarm=drift.psi, confidence=drift.confidence)
 
 
 def _sha256(path: Path) -> str:

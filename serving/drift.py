@@ -185,17 +185,21 @@ def threshold(
     return float(max(alarm, noise, spread))
 
 
-def drift_table(frame: pd.DataFrame, ref: Reference, *, alarm: float, confidence: float) -> pd.DataFrame:
-    """One row per reference feature (``COLUMNS``), most drifted first; ``frame`` holds the scored rows."""
-    n = len(frame)
-    rows = []
+def drift_table(
+    frame: pd.DataFrame, ref: Reference, *, alarm: float, confidence: float, rows: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per reference feature (``COLUMNS``), most drifted first, over ``frame``'s scored ``rows`` (a mask;
+    all rows when None). Each column is masked on its own: copying a whole wide frame costs more than the PSI."""
+    n = len(frame) if rows is None else int(rows.sum())
+    out = []
     for b in ref.bins:
-        counts = b.counts(frame[b.feature])
+        values = frame[b.feature]
+        counts = b.counts(values if rows is None else values[rows])
         value, used = psi(np.asarray(b.shares), ref.n_rows, counts)
         limit = threshold(used, n, ref.n_customers, alarm=alarm, confidence=confidence, spread=b.spread)
         scored = counts / n
         moved = int(np.argmax(np.abs(scored - np.asarray(b.shares))))
-        rows.append(
+        out.append(
             {
                 "feature": b.feature,
                 "description": describe(b.feature).text,
@@ -211,7 +215,7 @@ def drift_table(frame: pd.DataFrame, ref: Reference, *, alarm: float, confidence
                 "moved_scored_share": float(scored[moved]),
             }
         )
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
+    table = pd.DataFrame(out, columns=list(COLUMNS))
     return table.sort_values(["psi", "feature"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
 
@@ -278,13 +282,16 @@ def load_reference(name: str, version: str) -> Reference | str:
         return Reference.from_json(Path(path).read_text())
 
 
-def check(scored: pd.DataFrame, name: str, version: str, *, alarm: float, confidence: float) -> DriftCheck:
-    """Drift of the rows churn model ``name`` v``version`` scores (``scored``) against its reference, or why not."""
+def check(
+    frame: pd.DataFrame, rows: np.ndarray, name: str, version: str, *, alarm: float, confidence: float
+) -> DriftCheck:
+    """Drift of ``frame``'s ``rows`` (those churn model ``name`` v``version`` scores) against its reference, or why
+    not."""
     ref = load_reference(name, version)
     if isinstance(ref, str):
         return DriftCheck(None, ref)
-    if scored.empty:
+    if not rows.any():
         return DriftCheck(None, "no customer has an order before the as-of date, so none was scored for churn")
     started = time.perf_counter()
-    table = drift_table(scored, ref, alarm=alarm, confidence=confidence)
+    table = drift_table(frame, ref, alarm=alarm, confidence=confidence, rows=rows)
     return DriftCheck(table, seconds=time.perf_counter() - started)

@@ -210,3 +210,11 @@ def test_the_report_refuses_a_file_that_is_not_a_drift_table(tmp_path):
     pd.DataFrame({"feature": ["x"], "psi": [0.1]}).to_csv(path, index=False)
     with pytest.raises(ContractError, match=r"scores.drift.csv: not a drift table .*'threshold'"):
         drift_section(path)
+
+
+def test_a_row_mask_gives_the_table_of_those_rows():
+    ref = reference(pd.DataFrame({"sales_orders_all": [1.0, 1, 2, 2]}), pd.Series(list("abcd")))
+    frame = pd.DataFrame({"sales_orders_all": [1.0, 1, 1, 1, 2, 2, 2]})
+    mask = np.array([True, True, True, True, True, False, False])
+    masked = drift_table(frame, ref, alarm=ALARM, confidence=CONFIDENCE, rows=mask)
+    pd.testing.assert_frame_equal(masked, drift_table(frame[mask], ref, alarm=ALARM, confidence=CONFIDENCE))
