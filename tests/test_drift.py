@@ -218,3 +218,12 @@ def test_a_row_mask_gives_the_table_of_those_rows():
     mask = np.array([True, True, True, True, True, False, False])
     masked = drift_table(frame, ref, alarm=ALARM, confidence=CONFIDENCE, rows=mask)
     pd.testing.assert_frame_equal(masked, drift_table(frame[mask], ref, alarm=ALARM, confidence=CONFIDENCE))
+
+
+def test_a_feature_missing_for_everyone_is_one_missing_bin_and_no_alarm():
+    """An orders-only shop: no events table, so every behaviour feature is missing in training and at scoring."""
+    X = pd.DataFrame({"behavior_visits_30d": [np.nan] * 4, "demo_region": pd.Series([None] * 4, dtype="string")})
+    ref = reference(X, pd.Series(list("abcd")))
+    assert [b.labels for b in ref.bins] == [["any value", MISSING], [OTHER, MISSING]]
+    table = _table(ref, X.iloc[:3])
+    assert (table["psi"] == 0).all() and not table["drifted"].any() and (table["bins"] == 1).all()
