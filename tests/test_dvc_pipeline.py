@@ -89,6 +89,16 @@ def test_every_step_is_a_stage_and_reads_what_the_one_before_writes():
         assert all(next(iter(m.values()))["cache"] is False for m in train["metrics"])
 
 
+def test_the_drift_files_are_stage_outputs_where_the_code_writes_them():
+    from serving.drift import REFERENCE_FILE, table_path
+
+    for folder in ("models/churn", "models/churn/challenger"):
+        assert f"{folder}/{REFERENCE_FILE}" in STAGES["churn_train"]["outs"]
+    assert f"models/churn/{REFERENCE_FILE}" in STAGES["score"]["deps"]
+    drift = table_path("outputs/scores.parquet").as_posix()
+    assert drift in STAGES["score"]["outs"] and drift in STAGES["report"]["deps"]
+
+
 def test_metrics_files_are_versioned_by_git():
     """``cache: false`` metrics must not be git-ignored, or `dvc metrics diff` cannot read HEAD's."""
     for path in ("models/churn/metrics.json", "models/offers/challenger/metrics.json"):
