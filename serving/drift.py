@@ -264,22 +264,33 @@ class DriftCheck:
 
 
 def load_reference(name: str, version: str) -> Reference | str:
-    """The reference of a registered churn model version (its run's artifact), or why there is none."""
+    """The reference of a registered churn model version (its run's artifact), or why there is none.
+
+    A reference that cannot be read is a reason too: scoring goes on, and the CLI says drift was not checked.
+    """
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     run_id = MlflowClient().get_model_version(name, version).run_id
     if not run_id:
         return f"{name} v{version} has no training run to take a reference from"
-    names = {Path(a.path).name for a in MlflowClient().list_artifacts(run_id)}
-    if REFERENCE_FILE not in names:
+    try:
+        names = {Path(a.path).name for a in MlflowClient().list_artifacts(run_id)}
+        if REFERENCE_FILE not in names:
+            return (
+                f"{name} v{version} was trained before training kept a drift reference ({REFERENCE_FILE}); "
+                "train the churn model again (retain train-churn) to check drift"
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_FILE, dst_path=tmp)
+            return Reference.from_json(Path(path).read_text())
+    except (MlflowException, OSError, ValueError, KeyError, TypeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
         return (
-            f"{name} v{version} was trained before training kept a drift reference ({REFERENCE_FILE}); "
-            "train the churn model again (retain train-churn) to check drift"
+            f"the drift reference of {name} v{version} ({REFERENCE_FILE} in run {run_id}) could not be read "
+            f"({type(exc).__name__}: {first}); train the churn model again (retain train-churn) to check drift"
         )
-    with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=REFERENCE_FILE, dst_path=tmp)
-        return Reference.from_json(Path(path).read_text())
 
 
 def check(

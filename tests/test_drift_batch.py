@@ -84,8 +84,17 @@ def test_the_warning_names_what_the_table_says_drifted(champ, tmp_path):
             assert f"{row.description} (PSI {row.psi:.2f})" in done.output
 
 
-def test_a_champion_without_a_reference_is_scored_and_drift_is_said_not_checked(champ, tmp_path):
-    """An old champion (trained before references were kept): scores as usual, no drift table, the reason said."""
+@pytest.mark.parametrize(
+    ("reference", "said"),
+    [
+        (None, "was trained before training kept a drift reference"),  # an old champion
+        ('{"n_rows": 3, "bins": [', "could not be read (JSONDecodeError"),  # a damaged artifact
+    ],
+)
+def test_a_champion_without_a_usable_reference_is_scored_and_drift_is_said_not_checked(
+    champ, tmp_path, reference, said
+):
+    """Scores as usual, no drift table (an older one beside the scores is removed), the reason said."""
     client = mlflow.MlflowClient(tracking_uri=champ.uri)
     current = client.get_model_version_by_alias("retain-churn", "champion")
     stale = tmp_path / "scores.drift.csv"
@@ -93,7 +102,8 @@ def test_a_champion_without_a_reference_is_scored_and_drift_is_said_not_checked(
     with registry(champ.uri):
         experiment = mlflow.set_experiment("retain-churn")
         with mlflow.start_run(experiment_id=experiment.experiment_id, run_name="old champion") as run:
-            pass
+            if reference is not None:
+                mlflow.log_text(reference, REFERENCE_FILE)
         old = client.create_model_version("retain-churn", current.source, run_id=run.info.run_id).version
         client.set_registered_model_alias("retain-churn", "champion", old)
     try:
@@ -101,8 +111,8 @@ def test_a_champion_without_a_reference_is_scored_and_drift_is_said_not_checked(
     finally:
         client.set_registered_model_alias("retain-churn", "champion", current.version)
     assert done.exit_code == 0, done.output
-    assert f"warning: drift not checked: retain-churn v{old} was trained before training kept a drift" in done.output
-    assert "retain train-churn" in done.output
+    assert "warning: drift not checked: " in done.output and f"retain-churn v{old}" in done.output
+    assert said in done.output and "retain train-churn" in done.output
     assert not stale.exists()
     assert pd.read_parquet(tmp_path / "scores.parquet")["churn_probability"].notna().any()
 
