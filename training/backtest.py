@@ -98,7 +98,7 @@ def read_issued(path: str | Path) -> Issued:
 
 
 def _rows(positions) -> list[int]:
-    """The first data rows, numbered from 1 as a spreadsheet shows them below the header."""
+    """The first offending rows, counted like a file's data rows (from 1), as features.contract counts them."""
     return [int(i) + 1 for i in positions[:5]]
 
 
