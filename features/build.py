@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 from rich.progress import Progress
 
+from features import value
 from features.builders import REGISTRY
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID
@@ -48,10 +49,12 @@ def build_features(
 
 
 def learn_vocabulary(tables: Tables, *, cutoff, config: FeaturesConfig | None = None) -> dict:
-    """Every builder's population-wide choices as of ``cutoff`` (picklable: it travels to Spark executors)."""
+    """Every builder's population-wide choices as of ``cutoff``, and the value columns' (``features.value``)
+    (picklable: it travels to Spark executors)."""
     config = config or FeaturesConfig()
     with Snapshot(tables, cutoff=cutoff) as snap:
-        return {b.__name__: snap.learned(b.__name__, b.learn, config) for b in REGISTRY if hasattr(b, "learn")}
+        learners = [b for b in REGISTRY if hasattr(b, "learn")] + [value]
+        return {m.__name__: snap.learned(m.__name__, m.learn, config) for m in learners}
 
 
 def feature_columns(frame: pd.DataFrame) -> list[str]:

@@ -37,11 +37,12 @@ VALUE_COLUMNS = (EXPECTED_ORDERS, EXPECTED_ORDERS_12M, EXPECTED_SPEND, EXPECTED_
 
 
 def _spend(snap: Snapshot) -> pd.DataFrame:
-    """Orders and mean order value per buyer before the cutoff."""
+    """Orders and mean order value per buyer before the cutoff; the sum is exact (DECIMAL, as in the sales builder),
+    so the mean, and Gamma-Gamma's fit on it, do not depend on the order DuckDB adds the rows in."""
     return snap.memo(
         __name__,
         lambda: snap.sql(f"""
-            SELECT {KEY}, count(*) AS orders, avg({ORDERS.amount}) AS mean_value
+            SELECT {KEY}, count(*) AS orders, avg({ORDERS.amount}::DECIMAL(38, 6))::DOUBLE AS mean_value
             FROM {ORDERS.name} GROUP BY {KEY}
         """),
     )

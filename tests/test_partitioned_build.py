@@ -76,3 +76,19 @@ def test_a_slice_alone_would_choose_differently(frames):
 def test_a_given_vocabulary_must_cover_every_builder(frames):
     with pytest.raises(KeyError, match="learn_vocabulary"):
         build_features(check_tables(frames), cutoff=CUTOFF, config=CONFIG, vocabulary={})
+
+
+def test_value_columns_per_partition_equal_the_whole_build(frames):
+    """Gamma-Gamma's parameters travel in the vocabulary like BG/NBD's, so a partition's value columns are the
+    whole build's."""
+    from features.value import value_frame
+
+    whole = value_frame(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
+    vocabulary = learn_vocabulary(check_tables(frames), cutoff=CUTOFF, config=CONFIG)
+    assert vocabulary["features.value"] is not None and whole["expected_spend_bgnbd"].notna().any()
+    ids = sorted(frames["customers"]["customer_id"])
+    parts = [
+        value_frame(check_tables(_slice(frames, set(ids[k::3]))), cutoff=CUTOFF, config=CONFIG, vocabulary=vocabulary)
+        for k in range(3)
+    ]
+    pd.testing.assert_frame_equal(pd.concat(parts).sort_index(), whole)
