@@ -48,3 +48,24 @@ def bar_png(values: pd.Series, *, title: str, xlabel: str) -> bytes:
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     return _png(fig)
+
+
+def value_png(values: np.ndarray, *, currency: str, horizon_days: int, bins: int = 40) -> bytes:
+    """Buyers per bin of predicted value over the horizon (skewed, so bins end at the 99th percentile and the last
+    bar holds the rest)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    xlabel = f"predicted value ({currency})"
+    fig = Figure(figsize=(7, 3.5))
+    ax = fig.subplots()
+    if len(values):
+        top = float(np.quantile(values, 0.99))
+        top = top if top > values.min() else float(values.max()) + 1.0
+        ax.hist(np.clip(values, None, top), bins=bins, range=(min(0.0, float(values.min())), top), color="#3b7dd8")
+        clipped = int((values > top).sum())
+        if clipped:
+            xlabel += f"; the last bar also holds the {clipped:,} above {top:,.2f}"
+    ax.set_title(f"Predicted value per buyer over the next {horizon_days} days")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("buyers")
+    return _png(fig)

@@ -22,9 +22,10 @@ from analytics.cohorts import cohort_retention
 from analytics.config import STAGES, AnalyticsConfig
 from analytics.kpis import COHORT, kpis
 from analytics.lifecycle import ACTION, CONTACT_AT, STAGE, lifecycle, risk_band
-from analytics.plotting import bar_png, cohort_heatmap_png
+from analytics.plotting import bar_png, cohort_heatmap_png, value_png
 from features.contract import CUSTOMER_ID, EVENTS, ORDERS, parse_cutoff
-from features.io import write_text_atomic
+from features.descriptions import money
+from features.io import atomic_path, write_text_atomic
 from features.sources import Tables
 
 MAX_TABLE_ROWS = 50
@@ -305,6 +306,51 @@ def _offer_table(frame: pd.DataFrame, *, offers: Sequence[str], currency: str) -
     return out.rename_axis(str(frame.index.name or "").replace("_", " ") or "row")
 
 
+VALUE_PLOT = "predicted_value.png"  # the value distribution, written beside the report
+TOP_AT_RISK = 20  # customers listed by value at risk
+
+
+def value_section(scores: pd.DataFrame, *, currency: str, horizon_days: int, folder: str | Path) -> Section:
+    """The scores' customer value in a marketer's words: what the buyers are expected to spend over the horizon,
+    how much of it their churn would lose (value at risk = churn probability x predicted value) and who holds most
+    of it. The distribution plot is written to ``folder`` (``VALUE_PLOT``) and embedded."""
+    value = scores["predicted_value"].to_numpy(dtype=np.float64)
+    valued = scores[np.isfinite(value)]
+    if valued.empty:
+        why = scores["value_model_version"].dropna() if "value_model_version" in scores.columns else pd.Series()
+        reason = f" ({why.iloc[0]})" if len(why) else ""
+        return Section("Customer value", text=f"No customer in the scores has a predicted value{reason}.")
+    at_risk = valued["value_at_risk"].to_numpy(dtype=np.float64)
+    total, risk = float(valued["predicted_value"].sum()), float(np.nansum(at_risk))
+    order = np.argsort(-np.nan_to_num(at_risk, nan=-np.inf), kind="stable")
+    decile = order[: max(1, len(order) // 10)]
+    top_share = float(np.nansum(at_risk[decile])) / risk if risk > 0 else float("nan")
+    text = (
+        f"{len(valued):,} buyers are expected to spend **{money(total, currency)}** over the next {horizon_days} "
+        f"days (predicted value). If their churn probabilities hold, **{money(risk, currency)}** of it "
+        f"({risk / total:.0%}) is at risk: a customer's value at risk is the churn probability times the predicted "
+        f"value, what the shop loses if the customer stops buying. The {len(decile):,} buyers with most value at risk "
+        f"(the top 10%) hold {top_share:.0%} of it; the table lists the first {min(TOP_AT_RISK, len(valued))}. "
+        f"{len(scores) - len(valued):,} customers have no predicted value (no order before the as-of date)."
+    )
+    top = valued.iloc[order[:TOP_AT_RISK]]
+    table = pd.DataFrame(
+        {
+            "churn probability": [_na(v, lambda x: f"{x:.0%}") for v in top["churn_probability"]],
+            f"predicted value ({currency})": [_na(v, lambda x: f"{x:,.2f}") for v in top["predicted_value"]],
+            f"value at risk ({currency})": [_na(v, lambda x: f"{x:,.2f}") for v in top["value_at_risk"]],
+            "recommended offer": top["recommended_offer"].astype("string").fillna("–").str.replace("_", " ").to_numpy(),
+            "next order expected by": top["next_order_expected_by"].astype("string").fillna("–").to_numpy(),
+        },
+        index=pd.Index(top[CUSTOMER_ID].astype(str), name="customer"),
+    )
+    png = value_png(valued["predicted_value"].to_numpy(dtype=np.float64), currency=currency, horizon_days=horizon_days)
+    path = Path(folder) / VALUE_PLOT
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)
+    return Section("Customer value", text=text, table=table, images=(path,))
+
+
 def _img(png: bytes, alt: str) -> str:
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -394,6 +440,7 @@ def render_report(
     period_days: int | None = None,
     churn_probability: pd.Series | None = None,
     churn_unscored_reason: pd.Series | None = None,
+    customer_value: Section | None = None,
     churn_model: Section | None = None,
     offer_model: Section | None = None,
     drivers: pd.DataFrame | pd.Series | None = None,
@@ -410,7 +457,8 @@ def render_report(
     customers the scorer did not score (prospects, or no churn model); risk bands count only the scored ones and
     the report says how many were not scored, by ``churn_unscored_reason`` (customer_id -> reason) when given.
     ``currency`` names the money columns. ``scores`` (``retain score``'s file, customer_id column) adds the
-    campaign plan: each stage's next action, when it goes out and which offer goes with it. ``cohorts_csv``: the
+    campaign plan: each stage's next action, when it goes out and which offer goes with it; ``customer_value``
+    (:func:`value_section` of those scores) the predicted value and value at risk. ``cohorts_csv``: the
     name of the cohort file written beside the report, said under the heatmap.
     """
     as_of = parse_cutoff(as_of)
@@ -464,6 +512,8 @@ def render_report(
     out.append(_contact_plan(stages, as_of, config, scores))
     if churn_probability is not None:
         out.append(_risk_bands(stages, churn_probability, churn_unscored_reason, config))
+    if customer_value is not None:
+        out.append(_section(customer_value))
     if churn_model is not None:
         out.append(_section(churn_model))
     if offer_model is not None:

@@ -198,6 +198,11 @@ def report_cmd(
         scores = scores.set_index(scores[CUSTOMER_ID].astype(str), drop=False)
         prob = scores["churn_probability"]
         unscored = scores["churn_unscored_reason"] if "churn_unscored_reason" in scores.columns else None
+    value = None
+    if scores is not None and "predicted_value" in scores.columns:
+        from analytics.report import value_section
+
+        value = value_section(scores, currency=currency, horizon_days=cfg.horizon_days, folder=out.parent)
     cohorts_csv = None
     if tables.orders is not None:
         folder = cohorts_dir if cohorts_dir is not None else out.parent
@@ -220,6 +225,7 @@ def report_cmd(
         period_days=period_days,
         churn_probability=prob,
         churn_unscored_reason=unscored,
+        customer_value=value,
         churn_model=churn_section(churn_model_dir, currency=currency) if churn_model_dir else None,
         offer_model=offer_section(offer_model_dir, offers=catalog.names, currency=currency)
         if offer_model_dir
@@ -231,6 +237,8 @@ def report_cmd(
         extra=[*drift, *([backtest_section(backtest_dir)] if backtest_dir is not None else [])],
     )
     typer.echo(f"wrote the report to {path.resolve()}")
+    if value is not None and value.images:
+        typer.echo(f"wrote the predicted value plot to {value.images[0]}")
     if cohorts_csv:
         typer.echo(f"wrote the cohort table to {(out.parent / cohorts_csv) if folder == out.parent else cohorts_csv}")
 
@@ -430,6 +438,11 @@ def score_cmd(
     features_cfg, _, tables = load_inputs(data, configs, orphans)
     try:
         models = load_models(serving_cfg)
+        if campaign is not None and serving_cfg.campaign.priority != "profit" and models.value is None:
+            raise ModelError(
+                f"campaign.priority {serving_cfg.campaign.priority} needs a value model, and there is none "
+                f"({models.value_label}); set campaign.priority: profit in {configs / 'serving.yaml'}"
+            )
         result = run_batch(
             tables,
             as_of=as_of,
@@ -464,10 +477,20 @@ def score_cmd(
     if result.store is not None:
         typer.echo(f"refreshed the feature snapshot {result.store}")
     if campaign is not None:
-        from serving.campaign import write_campaign
+        from serving.campaign import CampaignError, write_campaign
 
-        sends = write_campaign(out, campaign)
-        typer.echo(f"wrote {sends:,} sends to the campaign export {campaign}")
+        budget = serving_cfg.campaign
+        try:
+            sends = write_campaign(out, campaign, budget)
+        except CampaignError as exc:
+            typer.secho(f"error: {campaign}: {exc}", fg="red", err=True)
+            sys.exit(2)
+        typer.echo(f"wrote {len(sends):,} sends to the campaign export {campaign}")
+        if sends.over_budget:
+            typer.echo(
+                f"budget: {sends.offers:,} offers (campaign.max_offers {budget.max_offers:,}, first by "
+                f"{budget.priority}); {sends.over_budget:,} more get their action without an offer"
+            )
 
 
 def score_format(out: Path | None, csv: bool) -> tuple[Path, str]:

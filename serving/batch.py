@@ -3,7 +3,8 @@
 Reads: the contract tables, the champions. Writes: ``out`` (Parquet, or CSV on
 request), the SQLite feature snapshot the service reads, one MLflow run in the
 ``retain-scoring`` experiment with counts (customers, churn_scored,
-churn_unscored) and the distribution of the churn probabilities that exist, and
+churn_unscored), the distribution of the churn probabilities that exist, the
+predicted value and value at risk in total with a plot of the predicted values, and
 ``<out stem>.drift.csv``: the PSI of each churn feature over the customers the
 churn model scores against the champion's training rows (``serving.drift``).
 
@@ -40,6 +41,7 @@ from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, parse_cutoff
 from features.io import atomic_path
 from features.sources import Tables
+from features.value import VALUE_COLUMNS, value_frame
 from serving.config import ServingConfig
 from serving.drift import DriftCheck, check, table_path
 from serving.models import Models
@@ -73,12 +75,16 @@ def snapshot_frame(
     vocabulary: dict | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """What scoring reads: every customer's features as of ``as_of`` plus the base lifecycle stage, its next action
-    and when to contact (ISO 8601 UTC text), the ``LIFECYCLE_COLUMNS``.
+    """What scoring reads: every customer's features as of ``as_of``, the value columns (``features.value``) when
+    there is a value model, and the base lifecycle stage, its next action and when to contact (ISO 8601 UTC text),
+    the ``LIFECYCLE_COLUMNS``.
 
     ``vocabulary``: the whole population's, when ``tables`` hold only some customers (a Spark partition).
     """
     frame = build_features(tables, cutoff=as_of, config=features, vocabulary=vocabulary, progress=progress)
+    if models.value is not None:  # the value model's own columns, beside the features
+        value = value_frame(tables, cutoff=as_of, config=features, vocabulary=vocabulary)
+        frame[list(VALUE_COLUMNS)] = value.reindex(frame.index).to_numpy()
     models.check_features(frame.columns, source=f"features built as of {as_of}")
     base = lifecycle(tables, as_of=as_of, churn_probability=None, config=lifecycle_config)
     base = base.set_index(CUSTOMER_ID).reindex(frame.index.astype("string"))
@@ -183,6 +189,7 @@ class _Summary:
         self.hist = np.zeros(10, dtype=np.int64)
         self.total = 0.0
         self.counts: dict[str, int] = {}
+        self.value = {"value_scored": 0.0, "predicted_value_total": 0.0, "value_at_risk_total": 0.0}
 
     def add(self, chunk: pd.DataFrame) -> None:
         p = chunk["churn_probability"].to_numpy(dtype=np.float64)
@@ -191,6 +198,10 @@ class _Summary:
         self.scored += len(p)
         self.total += float(p.sum())
         self.hist += np.histogram(p, bins=10, range=(0, 1))[0]
+        value = chunk["predicted_value"].to_numpy(dtype=np.float64)
+        self.value["value_scored"] += float(np.isfinite(value).sum())
+        self.value["predicted_value_total"] += float(np.nansum(value))
+        self.value["value_at_risk_total"] += float(np.nansum(chunk["value_at_risk"].to_numpy(dtype=np.float64)))
         for col in ("risk_band", "recommended_offer", "lifecycle_stage"):
             for key, count in chunk[col].fillna("unknown").value_counts().items():
                 self.counts[f"{col}_{key}"] = self.counts.get(f"{col}_{key}", 0) + int(count)
@@ -200,6 +211,7 @@ class _Summary:
             "customers": float(self.n),
             "churn_scored": float(self.scored),
             "churn_unscored": float(self.n - self.scored),
+            **{k: round(v, 2) for k, v in self.value.items()},
         }
         if self.scored:  # no distribution to report when nobody has a churn probability
             out["churn_probability_mean"] = self.total / self.scored
@@ -253,7 +265,7 @@ def run_batch(
                 drift_path.unlink(missing_ok=True)
             summary = fill_scores(chunks, tmp_out, fmt, len(frame), progress=progress)
             if tmp_store is not None:
-                columns = [*models.features, *LIFECYCLE_COLUMNS]
+                columns = [*models.inputs, *LIFECYCLE_COLUMNS]
                 extra = {"scores_sha256": _sha256(tmp_out), "scores_file": out.name}
                 fill_snapshot(tmp_store, frame.reset_index(), as_of=as_of_day, columns=columns, extra=extra)
     except OSError as exc:
@@ -308,8 +320,29 @@ def _track(
             }
         )
         mlflow.log_metrics({**summary, "seconds": seconds, **drift.metrics()})
+        _log_value_plot(out, models)
         if drift.table is None:
             mlflow.set_tag("drift", f"not checked: {drift.note}")
         else:
             mlflow.log_artifact(str(table_path(out)))
     return run.info.run_id
+
+
+def _log_value_plot(out: Path, models: Models) -> None:
+    """The predicted values' distribution as ``plots/predicted_value.png`` in the scoring run (the report's plot)."""
+    import tempfile
+
+    import mlflow
+
+    from analytics.plotting import value_png
+
+    if models.value is None:
+        return
+    columns = ["predicted_value", "currency"]
+    scores = pd.read_parquet(out, columns=columns) if out.suffix == ".parquet" else pd.read_csv(out, usecols=columns)
+    values = scores["predicted_value"].to_numpy(dtype=np.float64)
+    png = value_png(values, currency=str(scores["currency"].iloc[0]), horizon_days=models.value.horizon_days)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "predicted_value.png"
+        path.write_bytes(png)
+        mlflow.log_artifact(str(path), artifact_path="plots")

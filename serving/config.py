@@ -13,6 +13,22 @@ class BatchConfig(Frozen):
     chunk_size: int = Field(100_000, gt=0, description="customers scored and written per chunk")
 
 
+PRIORITIES = ("profit", "value_at_risk_x_profit")
+
+
+class CampaignConfig(Frozen):
+    """The campaign export's budget: how many incentives go out, and who gets them first."""
+
+    max_offers: int | None = Field(
+        None, ge=0, description="at most this many incentives in the campaign export; the rest get offer none"
+    )
+    priority: str = Field(
+        "profit",
+        pattern="^(" + "|".join(PRIORITIES) + ")$",
+        description="who gets the budget first: profit (expected incremental profit) or value_at_risk_x_profit",
+    )
+
+
 class DriftConfig(Frozen):
     psi: float = Field(0.25, gt=0, description="conventional PSI alarm level; a feature must exceed it to drift")
     confidence: float = Field(
@@ -44,6 +60,7 @@ class ServingConfig(Frozen):
     )
     batch: BatchConfig = BatchConfig()
     drift: DriftConfig = DriftConfig()
+    campaign: CampaignConfig = CampaignConfig()
 
     @model_validator(mode="after")
     def _bands(self):

@@ -9,7 +9,10 @@ not reproduce the logged model on its own input example. ``Models.check_features
 compares the feature list with what the builders produced (the snapshot store or
 a batch build). Either model may be absent, not both: without a churn champion
 every churn field is null and ``churn_note`` says why; without an offer champion
-the scorer recommends ``none`` and ``offer_note`` says why.
+the scorer recommends ``none`` and ``offer_note`` says why. The value model
+(``serving.value_model``) comes with the churn champion, from the ``value/``
+artifacts of its run; a run without them (or no churn champion) leaves every value
+field null and ``value_note`` says why.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
@@ -26,14 +30,20 @@ import pandas as pd
 
 from features.config import OfferCatalog
 from features.contract import NO_OFFER
+from features.value import VALUE_COLUMNS
 from serving.config import ServingConfig
 from serving.offer_predictor import ARM_COLUMN, choose, eligible, incremental_profit, order_values, score_offers
 from serving.prior_boosting import Prior
+
+if TYPE_CHECKING:
+    from serving.value_model import ValueModel
 
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-9
 NO_CHURN = "no churn model"  # how churn_model_version starts when there is none
+NO_VALUE = "no value model"  # how value_model_version starts when there is none
+VALUE_ARTIFACTS = "value"  # the value model's folder among the churn champion's run artifacts
 ORDER_COUNT = "sales_orders_all"  # orders before the as-of date: 0 or missing = not a buyer, no churn score
 
 
@@ -148,6 +158,7 @@ class ChurnModel:
     raw_score: bool = True  # sklearn calibrates decision_function (log-odds) when the classifier has one
     prior: Prior | None = None  # the log-odds the trees were boosted from (serving.prior_boosting)
     prior_index: tuple[int, ...] = ()  # the prior's columns in ``features``
+    run_id: str | None = None  # the training run (its ``value/`` artifacts hold the value model)
 
     @property
     def label(self) -> str:
@@ -288,12 +299,16 @@ class Models:
     offer: OfferModel | None
     offer_note: str  # the offer model's label, or why there is none
     churn_note: str | None = None  # why there is no churn model (None when there is one)
+    value: ValueModel | None = None  # expected spend over the horizon, from the churn champion's run
+    value_note: str | None = None  # why there is no value model (None when there is one)
 
     def __post_init__(self):
         if self.churn is None and self.offer is None:
             raise NoChampion(f"no model to score with: {self.churn_note}; {self.offer_note}")
         if self.churn is None and not self.churn_note:
             raise ValueError("Models without a churn model need churn_note saying why")
+        if self.value is None and not self.value_note:
+            raise ValueError("Models without a value model need value_note saying why")
 
     @property
     def churn_label(self) -> str:
@@ -301,8 +316,15 @@ class Models:
         return self.churn.label if self.churn is not None else str(self.churn_note)
 
     @property
+    def value_label(self) -> str:
+        """The value model (its kind and the churn version it came with), or why there is none."""
+        if self.value is None:
+            return str(self.value_note)
+        return f"{self.value.kind} value model of {self.churn_label}"
+
+    @property
     def versions(self) -> dict[str, str]:
-        return {"churn": self.churn_label, "offer": self.offer_note}
+        return {"churn": self.churn_label, "offer": self.offer_note, "value": self.value_label}
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -311,18 +333,27 @@ class Models:
         extra = [] if self.offer is None else [f for f in self.offer.features if f not in churn]
         return (*churn, *extra)
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every column scoring reads: the features, then the value model's inputs and the value columns
+        (``features.value``) stored beside them."""
+        if self.value is None:
+            return self.features
+        return tuple(dict.fromkeys((*self.features, *self.value.features, *VALUE_COLUMNS)))
+
     def check_features(self, columns: Iterable[str], *, source: str) -> None:
         """Refuse when the builders' columns differ from a model's feature list (names both sides)."""
         have = set(columns)
         churn = [] if self.churn is None else [(self.churn.label, self.churn.features)]
-        for label, wanted in (*churn, *self._offer_features()):
+        value = [] if self.value is None else [(self.value_label, self.inputs[len(self.features) :])]
+        for label, wanted in (*churn, *self._offer_features(), *value):
             missing = [f for f in wanted if f not in have]
             if missing:
                 raise ModelError(
                     f"{label} expects {len(wanted)} features but {source} lacks {len(missing)}: {missing[:10]}; "
                     "retrain the model on the current builders or rebuild the features"
                 )
-        extra = sorted(have - set(self.features))
+        extra = sorted(have - set(self.inputs))
         if extra:
             log.warning("%s has %d columns no model reads (first: %s)", source, len(extra), extra[:5])
 
@@ -390,7 +421,16 @@ def load_churn(client, name: str, alias: str) -> ChurnModel:
     levels = _levels(booster, text, label)
     index = () if prior is None else tuple(features.index(c) for c in prior.columns)
     churn = ChurnModel(
-        name, str(version.version), tuple(features), levels, booster, calibrators, raw_score, prior, index
+        name,
+        str(version.version),
+        tuple(features),
+        levels,
+        booster,
+        calibrators,
+        raw_score,
+        prior,
+        index,
+        version.run_id,
     )
     if example is not None and len(example):
         _self_check_churn(churn, model, example, label)
@@ -406,6 +446,30 @@ def _self_check_churn(churn: ChurnModel, model, example: pd.DataFrame, label: st
     fast = churn.predict(churn.encode(example, len(example)))
     if not np.allclose(fast, reference, atol=TOLERANCE, rtol=0):
         raise ModelError(f"{label}: the booster + calibrator path disagrees with the model ({fast} vs {reference})")
+
+
+def load_value(client, churn: ChurnModel) -> tuple[ValueModel | None, str | None]:
+    """The value model logged under ``value/`` in the churn champion's run, or (None, why there is none)."""
+    import mlflow
+
+    from serving.value_model import BOOSTER, ValueModel
+
+    if churn.run_id is None or not client.list_artifacts(churn.run_id, VALUE_ARTIFACTS):
+        return None, f"{NO_VALUE}: {churn.label} was trained without one; retrain it (python -m retain train-churn)"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(run_id=churn.run_id, artifact_path=VALUE_ARTIFACTS, dst_path=tmp)
+        try:
+            value = ValueModel.load(local)
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"the value model of {churn.label} does not load: {exc}") from exc
+    _check_value(value, churn.label, BOOSTER)
+    return value, None
+
+
+def _check_value(value: ValueModel, label: str, booster_file: str) -> None:
+    """A lightgbm value model's feature list must be its booster's own, as the churn model's signature must."""
+    if value.booster is not None and list(value.booster.feature_name()) != list(value.features):
+        raise ModelError(f"the value model of {label}: value.json's features differ from {booster_file}'s")
 
 
 def load_offer(client, name: str | None, alias: str) -> tuple[OfferModel | None, str]:
@@ -518,11 +582,14 @@ def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Mo
         )
         raise ModelError(f"{reason} (MLflow registry at {mlflow.get_tracking_uri()})", reason=reason) from exc
     churn, churn_note = None, f"{NO_CHURN}: no churn model configured"
+    value, value_note = None, f"{NO_VALUE}: it comes with the churn model, and there is none"
     if config.churn_model is not None:
         try:
             churn, churn_note = _loading(load_churn, client, config.churn_model, config.alias), None
         except NoChampion:
             churn_note = f"{NO_CHURN}: no {config.churn_model}@{config.alias} in the registry"
+    if churn is not None:
+        value, value_note = _loading(lambda c, *_: load_value(c, churn), client, config.churn_model, config.alias)
     offer, note = _loading(load_offer, client, config.offer_model, config.alias)
     if churn is None and offer is None:
         reason = (
@@ -537,6 +604,6 @@ def load_models(config: ServingConfig, *, tracking_uri: str | None = None) -> Mo
         )
     if churn is None:
         log.warning("%s: churn fields are null, offers come from %s", churn_note, note)
-    models = Models(churn, offer, note, churn_note)
-    log.info("loaded %s and %s", models.churn_label, note)
+    models = Models(churn, offer, note, churn_note, value, value_note)
+    log.info("loaded %s, %s and %s", models.churn_label, note, models.value_label)
     return models

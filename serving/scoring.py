@@ -23,6 +23,13 @@ adds the one rule that needs the model: a buyer whose base stage is inactive or
 active becomes ``at_risk`` at ``at_risk_threshold`` or above. That is exactly the
 rule order of ``analytics.lifecycle`` (at_risk comes after abandoned_cart,
 new_buyer and lapsed, and needs an order). Without a base stage the stage is null.
+
+Customer value (``Models.value``, :func:`value_fields`) follows the churn rule: only
+buyers get one. predicted_value is the value model's expected spend over the
+horizon, value_at_risk that times the churn probability; expected orders, 12-month
+spend and the next order's date come from the value columns (``features.value``)
+the batch job stores beside the features, so a request that sends features
+without them gets those fields null, and value_unscored_reason says why.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import pandas as pd
 from analytics.lifecycle import RISK_BANDS
 from features.contract import CUSTOMER_ID, NO_OFFER
 from features.descriptions import sentences
+from features.value import EXPECTED_ORDERS, EXPECTED_ORDERS_12M, EXPECTED_SPEND_12M, NEXT_ORDER
 from serving.config import ServingConfig
 from serving.models import ORDER_COUNT, Models
 
@@ -138,10 +146,33 @@ FIELDS = {
     "recommended_offer": "the offer with the largest expected incremental profit, 'none' when none pays; "
     "null when the row has no usable features",
     "offer_unscored_reason": "why recommended_offer is null (no usable features); null otherwise",
-    "currency": "the currency of every profit_<offer> (currency in configs/serving.yaml)",
+    "predicted_value": "expected spend over the churn horizon after as_of (currency), to cents; null for "
+    "non-buyers (see value_unscored_reason)",
+    "value_at_risk": "churn_probability x predicted_value (currency), to cents: the spend the customer's churn "
+    "would lose; null when either is",
+    "expected_orders": "expected orders over the churn horizon after as_of; null with predicted_value",
+    "expected_orders_12m": "expected orders over the 365 days after as_of; null with predicted_value",
+    "expected_spend_12m": "expected spend over the 365 days after as_of (currency), to cents",
+    "next_order_expected_by": "the date (YYYY-MM-DD) as_of + the expected days to the next order falls on; null "
+    "when there is none",
+    "value_unscored_reason": "why predicted_value is null: no order before the as-of date, no value model, or its "
+    "inputs missing from the request; null otherwise",
+    "currency": "the currency of predicted_value, value_at_risk, expected_spend_12m and every profit_<offer> "
+    "(currency in configs/serving.yaml)",
     "churn_model_version": "the churn model used, or why there is none",
     "offer_model_version": "the offer model used, or why there is none",
+    "value_model_version": "the value model used (it comes with the churn model), or why there is none",
 }
+VALUE_FIELDS = (  # the fields value_fields fills, in FIELDS order
+    "predicted_value",
+    "value_at_risk",
+    "expected_orders",
+    "expected_orders_12m",
+    "expected_spend_12m",
+    "next_order_expected_by",
+    "value_unscored_reason",
+)
+VALUE_TEXT = ("next_order_expected_by", "value_unscored_reason")
 PROFIT = "profit_{offer}"  # expected incremental profit of sending the offer vs none, rounded to cents
 
 
@@ -159,11 +190,13 @@ class Scores:
     contact_at: np.ndarray  # ISO text or None
     recommended_offer: np.ndarray  # None where the row has no usable features
     offer_unscored_reason: np.ndarray
+    value: dict[str, np.ndarray]  # VALUE_FIELDS: floats (NaN = null) or texts (None = null)
     currency: str
     offer_profit: dict[str, np.ndarray]  # rounded to cents; NaN where no usable features
     reasons: Reasons | None
     churn_model_version: str
     offer_model_version: str
+    value_model_version: str
 
     def __len__(self) -> int:
         return len(self.customer_id)
@@ -182,6 +215,7 @@ class Scores:
             "contact_at": pd.array(self.contact_at, dtype="string"),
             "recommended_offer": pd.array(self.recommended_offer, dtype="string"),
             "offer_unscored_reason": pd.array(self.offer_unscored_reason, dtype="string"),
+            **{k: pd.array(v, dtype="string") if k in VALUE_TEXT else v for k, v in self.value.items()},
             "currency": pd.array([self.currency] * n, dtype="string"),
         }
         for offer, profit in self.offer_profit.items():
@@ -195,6 +229,7 @@ class Scores:
                 out[f"reason_{k + 1}_contribution"] = r.contribution[:, k]
         out["churn_model_version"] = pd.array([self.churn_model_version] * n, dtype="string")
         out["offer_model_version"] = pd.array([self.offer_model_version] * n, dtype="string")
+        out["value_model_version"] = pd.array([self.value_model_version] * n, dtype="string")
         return pd.DataFrame(out)
 
     def records(self, *, known: bool | None) -> list[dict]:
@@ -203,6 +238,7 @@ class Scores:
         offers = list(self.offer_profit)
         profits = np.column_stack([self.offer_profit[o] for o in offers]) if offers else np.empty((len(self), 0))
         keys = [PROFIT.format(offer=o) for o in offers]
+        value = {k: v.tolist() for k, v in self.value.items()}
         out = []
         for i in range(len(self)):
             p = float(self.churn_probability[i])
@@ -218,12 +254,14 @@ class Scores:
                 "contact_at": self.contact_at[i],
                 "recommended_offer": self.recommended_offer[i],
                 "offer_unscored_reason": self.offer_unscored_reason[i],
-                "currency": self.currency,
             }
+            record.update({k: None if _missing(v[i]) else v[i] for k, v in value.items()})
+            record["currency"] = self.currency
             record.update({k: None if v != v else v for k, v in zip(keys, profits[i].tolist(), strict=True)})
             record["reasons"] = None if self.reasons is None else self.reasons.row(i)
             record["churn_model_version"] = self.churn_model_version
             record["offer_model_version"] = self.offer_model_version
+            record["value_model_version"] = self.value_model_version
             out.append(record)
         return out
 
@@ -235,7 +273,12 @@ def unknown_record(customer_id: str, models: Models, config: ServingConfig) -> d
     record.update({CUSTOMER_ID: customer_id, "known": False, "currency": config.currency})
     record.update({PROFIT.format(offer=o): None for o in offers})
     record.update(
-        {"reasons": None, "churn_model_version": models.churn_label, "offer_model_version": models.offer_note}
+        {
+            "reasons": None,
+            "churn_model_version": models.churn_label,
+            "offer_model_version": models.offer_note,
+            "value_model_version": models.value_label,
+        }
     )
     return record
 
@@ -297,6 +340,7 @@ def category_levels(models: Models) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     tables = [] if models.churn is None else [models.churn.levels]
     tables += [] if models.offer is None else list(models.offer.levels)
+    tables += [] if models.value is None else [models.value.levels]
     for levels in tables:
         for name, codes in levels.items():
             seen = out.setdefault(name, [])
@@ -311,7 +355,7 @@ def check_request(columns: Mapping, n: int, models: Models) -> None:
     training reads as missing.
     """
     levels = category_levels(models)
-    for name in models.features:
+    for name in models.inputs:
         values = columns.get(name)
         if values is None:
             continue
@@ -367,6 +411,56 @@ def lifecycle_fields(columns: Mapping, n: int, stage: np.ndarray, as_of_values: 
         unknown = risky & np.array([c is None for c in contact], dtype=bool)
         contact[unknown] = [None if d is None else _iso(pd.Timestamp(d)) for d in as_of_values[unknown]]
     return action, contact
+
+
+def _numbers(columns: Mapping, name: str, n: int) -> np.ndarray:
+    """A numeric column as float64 with NaN for missing (absent: all NaN)."""
+    if name not in columns:
+        return np.full(n, np.nan)
+    values = columns[name]
+    if isinstance(values, pd.Series):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.array([np.nan if _missing(v) else v for v in values], dtype=np.float64)
+
+
+def next_order_dates(as_of_values: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """The date (YYYY-MM-DD) each as-of date + that many days falls on; None where either is missing."""
+    out = np.full(len(days), None, dtype=object)
+    start = pd.to_datetime(pd.Series(as_of_values, dtype=object), format="%Y-%m-%d").to_numpy()
+    ok = np.isfinite(days) & (days >= 0) & ~pd.isna(start)
+    if ok.any():
+        when = pd.DatetimeIndex(start[ok]) + pd.to_timedelta(days[ok], unit="D")
+        out[ok] = when.strftime("%Y-%m-%d").to_numpy(dtype=object)
+    return out
+
+
+def value_fields(columns: Mapping, n: int, p: np.ndarray, as_of_values: np.ndarray, models: Models) -> dict:
+    """VALUE_FIELDS for n rows: the value model's spend, its product with the churn probability, and the value
+    columns' orders, 12-month spend and next order date; buyers only (:func:`buyers`), money to cents."""
+    nan = np.full(n, np.nan)
+    out = {k: np.full(n, None, dtype=object) if k in VALUE_TEXT else nan.copy() for k in VALUE_FIELDS}
+    why = out["value_unscored_reason"]
+    if models.value is None:
+        why[:] = models.value_label
+        return out
+    buyer = buyers(columns, n)
+    value = np.round(models.value.predict(columns, n), 2)
+    value[~buyer] = np.nan
+    missing = [c for c in models.value.features if c not in columns]
+    why[buyer & np.isnan(value)] = f"the value model's inputs are missing ({', '.join(missing) or 'null values'})"
+    why[~buyer] = NO_ORDER
+    out["predicted_value"] = value
+    out["value_at_risk"] = np.round(p * value, 2)
+    for field, column, digits in (
+        ("expected_orders", EXPECTED_ORDERS, 2),
+        ("expected_orders_12m", EXPECTED_ORDERS_12M, 2),
+        ("expected_spend_12m", EXPECTED_SPEND_12M, 2),
+    ):
+        out[field] = np.where(buyer, np.round(_numbers(columns, column, n), digits), np.nan)
+    out["next_order_expected_by"] = next_order_dates(
+        as_of_values, np.where(buyer, _numbers(columns, NEXT_ORDER, n), np.nan)
+    )
+    return out
 
 
 def score(
@@ -430,6 +524,7 @@ def score(
     bands[np.isnan(p)] = None
     stage = stages(base_stage, p, config.at_risk_threshold)
     action, contact = lifecycle_fields(columns, n, stage, as_of_values, config)
+    value = value_fields(columns, n, p, as_of_values, models)
     return Scores(
         customer_id=np.asarray(customer_ids, dtype=object),
         as_of=as_of_values,
@@ -441,11 +536,13 @@ def score(
         contact_at=contact,
         recommended_offer=chosen,
         offer_unscored_reason=offer_why,
+        value=value,
         currency=config.currency,
         offer_profit=offer_profit,
         reasons=why,
         churn_model_version=models.churn_label,
         offer_model_version=models.offer_note,
+        value_model_version=models.value_label,
     )
 
 

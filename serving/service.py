@@ -147,6 +147,13 @@ _ScoreFields = create_model(
     contact_at=_field("contact_at", str | None),
     recommended_offer=_field("recommended_offer", str | None),
     offer_unscored_reason=_field("offer_unscored_reason", str | None),
+    predicted_value=_field("predicted_value", float | None),
+    value_at_risk=_field("value_at_risk", float | None),
+    expected_orders=_field("expected_orders", float | None),
+    expected_orders_12m=_field("expected_orders_12m", float | None),
+    expected_spend_12m=_field("expected_spend_12m", float | None),
+    next_order_expected_by=_field("next_order_expected_by", str | None),
+    value_unscored_reason=_field("value_unscored_reason", str | None),
     currency=_field("currency", str),
 )
 
@@ -163,6 +170,7 @@ class Score(_ScoreFields):
     reasons: list[Reason] | None = Field(description="with reasons=true: what raises churn risk most, in words")
     churn_model_version: str = Field(description=FIELDS["churn_model_version"])
     offer_model_version: str = Field(description=FIELDS["offer_model_version"])
+    value_model_version: str = Field(description=FIELDS["value_model_version"])
 
     @model_validator(mode="after")
     def _profits_only(self):
@@ -645,8 +653,8 @@ class Retain:
         models = self.models
         if models is None:
             return _error(503, f"not ready: {self.unready or 'the models are not loaded'}")
-        allowed = set(models.features)
-        columns: dict[str, list] = {f: [] for f in models.features}
+        allowed = set(models.inputs)
+        columns: dict[str, list] = {f: [] for f in models.inputs}
         for i, row in enumerate(rows):
             unknown = [k for k in row.features if k not in allowed]
             if unknown:
@@ -655,7 +663,7 @@ class Retain:
                     f"rows[{i}].features: unknown feature(s) {unknown[:5]}; "
                     f"expected names the models read ({models.churn_label}; {models.offer_note})",
                 )
-            for f in models.features:
+            for f in models.inputs:
                 columns[f].append(row.features.get(f))
         columns[BASE_ACTION] = [r.lifecycle_next_action for r in rows]
         columns[BASE_CONTACT] = [r.lifecycle_contact_at for r in rows]

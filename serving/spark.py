@@ -9,7 +9,7 @@ the service and the batch job call, so all of them agree row for row
   customers with all of their rows; each partition runs ``build_features``,
   the lifecycle rules and the scorer in pandas (``applyInPandas``). The few
   choices made over the whole population (which levels keep their name, which
-  interests get a column, BG/NBD's parameters) are learned once on the driver
+  interests get a column, BG/NBD's and Gamma-Gamma's parameters) are learned once on the driver
   from one row per customer plus a sample of buyers' orders
   (``features.build.learn_vocabulary``) and shipped to every partition.
 * ``score_spark``: feature rows already built (``retain build-features``),
@@ -86,7 +86,7 @@ def local_session(cores: int = 2, app: str = "retain-scoring", memory: str = "4g
 
 def empty_scores(*, as_of, models: Models, config: ServingConfig, reasons: bool) -> pd.DataFrame:
     """The scorer's output with no rows: its columns and dtypes, from one stand-in customer."""
-    stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in models.features}})
+    stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in models.inputs}})
     return score_frame(stand_in, as_of=as_of, models=models, config=config, reasons=reasons).iloc[:0]
 
 
@@ -100,10 +100,11 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
     """Spark DataFrame of feature rows (customer_id column) -> Spark DataFrame of scores, one row per customer.
 
     The lifecycle columns (``serving.scoring.LIFECYCLE_COLUMNS``), when the rows carry them, give the stage, the
-    next action and contact_at; without them those fields are null.
+    next action and contact_at; without them those fields are null. With a value model the rows must carry the
+    value columns (``features.value``), as the feature snapshot does.
     """
     lifecycle = [c for c in LIFECYCLE_COLUMNS if c in features.columns]
-    columns = [CUSTOMER_ID, *models.features, *lifecycle]
+    columns = [CUSTOMER_ID, *models.inputs, *lifecycle]
     missing = [c for c in columns if c not in features.columns]
     built = [c for c in features.columns if c != CUSTOMER_ID and c not in LIFECYCLE_COLUMNS]
     models.check_features(built, source="Spark features")
@@ -175,16 +176,16 @@ def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
     """What the builders' ``learn`` steps need, as pandas on the driver, never the whole of the big tables.
 
     Customers and interests as they are (one row or a few per customer). Orders:
-    every order of the buyers the BG/NBD fit samples (``lifetime.in_sample``, the
-    same CRC-32 rule), and each other customer's first order, which is all the
-    other steps need from orders (who is known before the cutoff); amounts are 0.
+    every order of the buyers the BG/NBD and Gamma-Gamma fits sample (``lifetime.in_sample``,
+    the same CRC-32 rule) with its amount, and each other customer's first order, which is
+    all the other steps need from orders (who is known before the cutoff), with amount 0.
     """
     from pyspark.sql import functions as F
 
     out = {name: tables[name].toPandas() for name in (CUSTOMERS.name, INTERESTS.name) if name in tables}
     if ORDERS.name in tables:
         orders = tables[ORDERS.name]
-        orders = orders.select(customer_key(orders).alias(CUSTOMER_ID), ORDERS.ordered_at)
+        orders = orders.select(customer_key(orders).alias(CUSTOMER_ID), ORDERS.ordered_at, ORDERS.amount)
         buyers = orders.where(F.col(ORDERS.ordered_at) < F.lit(parse_cutoff(as_of))).select(CUSTOMER_ID).distinct()
         if CUSTOMERS.name in tables:  # rows of unknown customers are not in the population
             known = tables[CUSTOMERS.name].select(customer_key(tables[CUSTOMERS.name]).alias(CUSTOMER_ID))
@@ -193,8 +194,9 @@ def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
         if modulus > 1:  # the sample's orders, each other customer's first (no order twice: the fit counts them)
             in_sample = F.crc32(CUSTOMER_ID) % modulus == 0
             first = orders.where(~in_sample).groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
+            first = first.withColumn(ORDERS.amount, F.lit(0.0).cast(dict(orders.dtypes)[ORDERS.amount]))
             orders = orders.where(in_sample).unionByName(first)
-        out[ORDERS.name] = orders.withColumn(ORDERS.amount, F.lit(0.0)).toPandas()
+        out[ORDERS.name] = orders.toPandas()
     return out
 
 

@@ -224,7 +224,7 @@ def test_score_command_picks_the_format_from_the_extension_and_writes_the_campai
     sends = pd.read_csv(campaign, dtype={"customer_id": "string"})
     assert list(sends.columns) == [
         "customer_id", "action", "offer", "send_at", "lifecycle_stage", "risk_band", "churn_probability",
-        "expected_profit", "currency",
+        "predicted_value", "value_at_risk", "expected_profit", "currency",
     ]  # fmt: skip
     assert f"wrote {len(sends):,} sends to the campaign export" in done.output
     assert len(sends) == scores["next_action"].notna().sum() > 1000

@@ -185,7 +185,8 @@ def test_without_a_churn_champion_the_offer_champion_still_scores(champ, models,
     offers_only = load_models(config)
     assert offers_only.churn is None and offers_only.offer is not None
     reason = "no churn model: no retain-churn-missing@champion in the registry"
-    assert offers_only.versions == {"churn": reason, "offer": models.offer_note}
+    no_value = "no value model: it comes with the churn model, and there is none"
+    assert offers_only.versions == {"churn": reason, "offer": models.offer_note, "value": no_value}
     part = frame.head(30)
     scored = score_frame(part, as_of=AS_OF, models=offers_only, config=config, reasons=True)
     full = score_frame(part, as_of=AS_OF, models=models, config=config, reasons=True)

@@ -16,7 +16,7 @@ from features.config import load_config
 from features.sources import load_tables
 from serving.config import ServingConfig
 from serving.models import load_models
-from serving.scoring import NO_ORDER
+from serving.scoring import NO_ORDER, VALUE_FIELDS
 from tests.serving_champions import AS_OF, build_settings, champions, offer_only, registry, score_batch
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,7 @@ def test_http_batch_and_spark_agree(loaded, tmp_path):
         spark.stop()
     assert len(by_spark) == len(by_batch)
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    assert models.value is not None and by_batch["predicted_value"].notna().sum() > 1000  # value fields compared too
 
     ids = by_batch.index[:40].tolist()
     before = os.environ.get("RETAIN_CONFIGS")
@@ -86,6 +87,9 @@ def test_http_batch_and_spark_agree(loaded, tmp_path):
         assert [r["feature"] for r in s["reasons"]] == [
             row[f"reason_{k}"] for k in range(1, 4) if isinstance(row[f"reason_{k}"], str)
         ]
+        assert {f: s[f] for f in VALUE_FIELDS} == {f: None if pd.isna(row[f]) else row[f] for f in VALUE_FIELDS}
+        assert s["value_model_version"] == row["value_model_version"] == models.value_label
+    assert any(s["predicted_value"] is not None for s in body["scores"])
 
 
 def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp_path, monkeypatch):
@@ -129,6 +133,7 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp
         spark.stop()
     assert len(by_spark) == len(by_batch)
     pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    assert models.value is not None and by_batch["predicted_value"].notna().sum() > 1000  # value fields compared too
     first = tables.orders[tables.orders["ordered_at"] < AS_OF].groupby("customer_id")["ordered_at"].min()
     prospect = ~by_spark.index.isin(first.index.astype(str))
     assert 0 < prospect.sum() < len(by_spark)
