@@ -99,6 +99,14 @@ def test_the_drift_files_are_stage_outputs_where_the_code_writes_them():
     assert drift in STAGES["score"]["outs"] and drift in STAGES["report"]["deps"]
 
 
+def test_the_value_model_is_a_score_dependency_and_its_plot_a_report_output():
+    from analytics.report import VALUE_PLOT
+
+    assert "models/churn/value" in STAGES["churn_train"]["outs"] and "models/churn/value" in STAGES["score"]["deps"]
+    out = Path(STAGES["report"]["cmd"].split("--out ")[1].split()[0])
+    assert (out.parent / VALUE_PLOT).as_posix() in STAGES["report"]["outs"]
+
+
 def test_metrics_files_are_versioned_by_git():
     """``cache: false`` metrics must not be git-ignored, or `dvc metrics diff` cannot read HEAD's."""
     for path in ("models/churn/metrics.json", "models/offers/challenger/metrics.json"):
