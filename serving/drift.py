@@ -11,11 +11,14 @@ more so for small populations: n x PSI is about chi-square with bins - 1 degrees
 PSI ~ chi2(B - 1) x (1/n_scored + 1/n_reference) (Yurdakul 2018, "Statistical properties of the population
 stability index", Western Michigan University). A feature is flagged only when its PSI exceeds the
 conventional alarm level (0.25), the ``confidence`` quantile of that null distribution (so 500 customers
-drawn from the training population raise no false alarm) and the training rows' own spread: they pool
-several cutoffs, each population a little different (the base ages, seasons come and go), so a population
-like any one of them is one the model was fitted on; ``spread`` is the largest PSI of one training cutoff
-against all training rows. ``n_reference`` counts customers, not rows: a customer's rows at several
-cutoffs move together, so counting rows would understate the noise.
+drawn from the training population raise no false alarm) and the recent training populations' own
+distance from the pool: the training rows pool several cutoffs, each population a little different (the
+base ages, seasons come and go), so the latest of them, the populations the model was last fitted and
+calibrated on, would alarm against the pool although the model knows them. ``spread`` is the largest PSI of
+one recent training cutoff (the recalibration cutoffs) against all training rows. Only the recent ones
+count: the earliest cutoffs differ most from the pool, and a threshold that let the scored population
+wander as far would never see a base that keeps ageing. ``n_reference`` counts customers, not rows: a
+customer's rows at several cutoffs move together, so counting rows would understate the noise.
 
 A bin that is empty on one side only is counted as half a row there (its PSI stays finite: a level or a
 missing share that training never saw still shows); a bin empty on both sides adds nothing and is not counted.
@@ -24,7 +27,6 @@ missing share that training never saw still shows); a bin empty on both sides ad
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -35,8 +37,6 @@ import pandas as pd
 from scipy.stats import chi2
 
 from features.descriptions import describe
-
-log = logging.getLogger(__name__)
 
 REFERENCE_FILE = "drift_reference.json"
 TABLE_SUFFIX = ".drift.csv"
@@ -71,7 +71,7 @@ class Bins:
     shares: tuple[float, ...]
     edges: tuple[float, ...] = ()
     levels: tuple[str, ...] | None = None
-    spread: float = 0.0  # the largest PSI of one training cutoff's rows against all of them
+    spread: float = 0.0  # the largest PSI of one recent training cutoff's rows against all training rows
 
     @property
     def labels(self) -> list[str]:
@@ -130,10 +130,11 @@ def _is_number(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)
 
 
-def fit_bins(feature: str, values: pd.Series, cutoffs: np.ndarray | None = None) -> Bins:
+def fit_bins(feature: str, values: pd.Series, cutoffs: np.ndarray | None = None, recent=None) -> Bins:
     """Deciles of the values (taken from the data, so no bin is empty) or the most common levels.
 
-    ``cutoffs`` (one per row): the rows' training cutoffs, for the spread between them.
+    ``cutoffs`` (one per row): the rows' training cutoffs; ``spread`` is the largest PSI of the rows of one of
+    the ``recent`` cutoffs (default: every cutoff) against all rows.
     """
     if _is_number(values):
         x = values.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -151,17 +152,19 @@ def fit_bins(feature: str, values: pd.Series, cutoffs: np.ndarray | None = None)
     if cutoffs is not None:  # one bincount over (cutoff, bin) pairs, then one PSI per cutoff
         groups, group = np.unique(cutoffs, return_inverse=True)
         per = np.bincount(group * size + index, minlength=len(groups) * size).reshape(len(groups), size)
-        spread = max(psi(shares, len(values), row)[0] for row in per)
+        keep = np.ones(len(groups), dtype=bool) if recent is None else pd.Index(groups).isin(list(recent))
+        spread = max((psi(shares, len(values), row)[0] for row in per[keep]), default=0.0)
     return Bins(feature, tuple(float(v) for v in shares), bins.edges, bins.levels, float(spread))
 
 
-def reference(X: pd.DataFrame, customers: pd.Series, cutoffs: pd.Series | None = None) -> Reference:
+def reference(X: pd.DataFrame, customers: pd.Series, cutoffs: pd.Series | None = None, recent=None) -> Reference:
     """The reference of the rows a churn model was fitted on: every column of ``X``, in order.
 
-    ``cutoffs``: each row's cutoff, when the rows pool several (their spread goes into the threshold).
+    ``cutoffs``: each row's cutoff, when the rows pool several; the spread of the ``recent`` ones (default: all)
+    from the pool goes into the threshold.
     """
     at = None if cutoffs is None else pd.Series(cutoffs).to_numpy()
-    bins = tuple(fit_bins(c, X[c], at) for c in X.columns)
+    bins = tuple(fit_bins(c, X[c], at, recent) for c in X.columns)
     return Reference(len(X), int(pd.Series(customers).nunique()), bins)
 
 
@@ -180,7 +183,7 @@ def threshold(
     bins: int, n_scored: int, n_reference: int, *, alarm: float, confidence: float, spread: float = 0.0
 ) -> float:
     """The largest of ``alarm``, the ``confidence`` quantile of PSI under no drift for these sizes, and the
-    training cutoffs' own ``spread``."""
+    recent training cutoffs' own ``spread`` from the pool."""
     noise = chi2.ppf(confidence, max(bins - 1, 1)) * (1.0 / n_scored + 1.0 / n_reference)
     return float(max(alarm, noise, spread))
 

@@ -145,7 +145,7 @@ def test_the_builders_other_level_shares_the_other_bin():
     assert bins.shares == (0.25, 0.25, 0.5, 0.0)
 
 
-def test_spread_is_the_largest_psi_of_one_training_cutoff_against_all_rows():
+def test_spread_is_the_largest_psi_of_one_recent_training_cutoff_against_all_rows():
     X = pd.DataFrame({"sales_orders_all": [1.0, 1, 1, 2, 1, 2, 2, 2]})
     cutoffs = pd.Series(["2026-01-01"] * 4 + ["2026-02-01"] * 4)
     ref = reference(X, pd.Series(list("abcdabcd")), cutoffs)
@@ -153,6 +153,7 @@ def test_spread_is_the_largest_psi_of_one_training_cutoff_against_all_rows():
     by_hand = (0.75 - 0.5) * math.log(0.75 / 0.5) + (0.25 - 0.5) * math.log(0.25 / 0.5)
     assert ref.bins[0].spread == pytest.approx(by_hand)
     assert Reference.from_json(ref.to_json()) == ref
+    assert reference(X, pd.Series(list("abcdabcd")), cutoffs, recent=[]).bins[0].spread == 0.0  # no recent one
 
 
 def test_a_population_like_one_training_cutoff_is_not_drift():
@@ -162,8 +163,8 @@ def test_a_population_like_one_training_cutoff_is_not_drift():
     customers, cutoffs = pd.Series(np.arange(1600) % 800), pd.Series(["2025-10-01"] * 800 + ["2026-04-01"] * 800)
     pooled_only = _table(reference(X, customers), late)
     assert pooled_only.loc["sales_revenue_365d", "drifted"]  # the late cutoff alone is far from the pool
-    ref = reference(X, customers, cutoffs)
-    with_spread = _table(ref, late)  # the very rows of the late cutoff: what the model was fitted on
+    ref = reference(X, customers, cutoffs, recent=["2026-04-01"])
+    with_spread = _table(ref, late)  # the very rows of the latest cutoff: what the model was last fitted on
     assert not with_spread["drifted"].any()
     assert (
         with_spread.loc["sales_revenue_365d", "threshold"] == with_spread.loc["sales_revenue_365d", "training_spread"]

@@ -16,9 +16,10 @@ from serving.drift import REFERENCE_FILE, reference
 from training.datasets import CUTOFF, Rows
 
 
-def write_reference(folder: Path, *rows: Rows) -> Path:
-    """``folder/drift_reference.json`` over the given rows together (the refit and recalibration rows), with the
-    spread between their cutoffs."""
-    X = pd.concat([r.X for r in rows], ignore_index=True)
-    keys = pd.concat([r.keys for r in rows], ignore_index=True)
-    return write_text_atomic(reference(X, keys[CUSTOMER_ID], keys[CUTOFF]).to_json(), Path(folder) / REFERENCE_FILE)
+def write_reference(folder: Path, refit: Rows, recalibrate: Rows) -> Path:
+    """``folder/drift_reference.json`` over the refit and recalibration rows together, with the spread of the
+    recalibration cutoffs (the latest populations the model was fitted and calibrated on) from them."""
+    X = pd.concat([refit.X, recalibrate.X], ignore_index=True)
+    keys = pd.concat([refit.keys, recalibrate.keys], ignore_index=True)
+    ref = reference(X, keys[CUSTOMER_ID], keys[CUTOFF], recent=recalibrate.keys[CUTOFF].unique())
+    return write_text_atomic(ref.to_json(), Path(folder) / REFERENCE_FILE)
