@@ -261,13 +261,13 @@ def run_batch(
             tmp_store = None if store_path is None else renames.enter_context(atomic_path(store_path))
             if drift.table is not None:
                 drift.table.to_csv(renames.enter_context(atomic_path(drift_path)), index=False)
-            else:  # an older table beside these scores would describe other scores
-                drift_path.unlink(missing_ok=True)
             summary = fill_scores(chunks, tmp_out, fmt, len(frame), progress=progress)
             if tmp_store is not None:
                 columns = [*models.inputs, *LIFECYCLE_COLUMNS]
                 extra = {"scores_sha256": _sha256(tmp_out), "scores_file": out.name}
                 fill_snapshot(tmp_store, frame.reset_index(), as_of=as_of_day, columns=columns, extra=extra)
+            if drift.table is None:  # an older table would describe other scores; a failed run keeps the old pair
+                drift_path.unlink(missing_ok=True)
     except OSError as exc:
         where = exc.filename or out
         raise BatchError(f"{where}: cannot write ({exc.strerror or exc}); nothing was replaced") from exc
