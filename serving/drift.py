@@ -241,6 +241,7 @@ class DriftCheck:
         return self.table[self.table["drifted"]] if self.table is not None else pd.DataFrame(columns=list(COLUMNS))
 
     def metrics(self) -> dict[str, float]:
+        """For the scoring run: the summary, and each feature's PSI (``drift_psi_<feature>``, to chart over runs)."""
         if self.table is None:
             return {}
         return {
@@ -248,6 +249,7 @@ class DriftCheck:
             "drift_features_drifted": float(self.table["drifted"].sum()),
             "drift_features_checked": float(len(self.table)),
             "drift_seconds": self.seconds,
+            **{f"drift_psi_{f}": float(v) for f, v in zip(self.table["feature"], self.table["psi"], strict=True)},
         }
 
     def message(self, where: Path | None = None, top: int = 3) -> str:

@@ -66,6 +66,7 @@ def test_scoring_the_training_population_writes_the_table_logs_it_and_raises_no_
     assert run.data.metrics["drift_features_drifted"] == 0
     assert run.data.metrics["drift_features_checked"] == len(table)
     assert run.data.metrics["drift_max_psi"] == pytest.approx(table["psi"].max())
+    assert all(run.data.metrics[f"drift_psi_{r.feature}"] == pytest.approx(r.psi) for r in table.itertuples())
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert "scores.drift.csv" in logged
 
