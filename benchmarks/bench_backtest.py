@@ -86,6 +86,7 @@ def truth_at_as_of(full: Path, scores: pd.DataFrame) -> dict:
         "roc_auc": roc_auc(y.reindex(ids).to_numpy(), churn["p_churn"].reindex(ids).to_numpy()),
         "value_mae": float(np.mean(np.abs(true_spend - real))),
         "value_spearman": float(spearmanr(true_spend, real).statistic),
+        "value_total": float(true_spend.sum()),
     }
 
 
@@ -112,7 +113,9 @@ def main() -> None:
         seconds["score"] = cli(*score, "--no-track", env=env)
         seconds["backtest"] = cli("backtest", "--scores", str(scores), "--data", str(full), env=env)
         result = json.loads((work / "scores_backtest" / "backtest.json").read_text())
-        truth = truth_at_as_of(full, pd.read_parquet(scores))
+        issued = pd.read_parquet(scores)
+        truth = truth_at_as_of(full, issued)
+        version_of_value = issued["value_model_version"].dropna().iloc[0] if "value_model_version" in issued else "none"
     cpu = platform.processor() or platform.machine()
     print(
         f"{args.customers:,} demo customers, as of {AS_OF:%Y-%m-%d}; {os.cpu_count()} CPUs ({cpu}), {platform.python_version()}"
@@ -129,6 +132,12 @@ def main() -> None:
             best = f"{truth['roc_auc']:.3f}" if key == "roc_auc" else ""
             print(f"| {key} | {m[key]['value']:.3f} ({lo:.3f}-{hi:.3f}) | {best} |")
         if "value" in v:
+            val = v["value"]
+            total = val["realised_total"]
+            print(
+                f"| value total ({version_of_value}) | {val['predicted_total']:,.0f} predicted, {total['value']:,.0f} "
+                f"realised ({total['ci'][0]:,.0f}-{total['ci'][1]:,.0f}) | {truth['value_total']:,.0f} expected |"
+            )
             for key in ("mae", "spearman"):
                 x = v["value"][key]
                 print(
