@@ -188,6 +188,9 @@ def test_an_unreadable_scores_file_exits_2(tmp_path, registry):
     path.write_bytes(b"not parquet")
     done = CliRunner().invoke(app, ["backtest", "--scores", str(path), "--data", str(data), "--configs", str(configs)])
     assert done.exit_code == 2 and f"{path}: cannot read the scores file" in done.output, done.output
+    gone = tmp_path / "gone.parquet"
+    done = CliRunner().invoke(app, ["backtest", "--scores", str(gone), "--data", str(data), "--configs", str(configs)])
+    assert done.exit_code == 2 and f"{gone}: no such file" in done.output, done.output
 
 
 def test_scores_of_another_shop_are_refused(tmp_path):

@@ -67,6 +67,8 @@ def read_issued(path: str | Path) -> Issued:
     """Read and check ``retain score``'s file; anything a back-test cannot trust is a ContractError naming the
     file and the column."""
     path = Path(path)
+    if not path.is_file():
+        raise ContractError(f"{path}: no such file; expected the .parquet or .csv file retain score wrote")
     try:
         frame = read_scores(path)
     except (OSError, ValueError, pa.ArrowException) as exc:
