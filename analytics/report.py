@@ -324,13 +324,18 @@ def value_section(scores: pd.DataFrame, *, currency: str, horizon_days: int, fol
     total, risk = float(valued["predicted_value"].sum()), float(np.nansum(at_risk))
     order = np.argsort(-np.nan_to_num(at_risk, nan=-np.inf), kind="stable")
     decile = order[: max(1, len(order) // 10)]
-    top_share = float(np.nansum(at_risk[decile])) / risk if risk > 0 else float("nan")
+    share = risk / total if total > 0 else 0.0
     text = (
         f"{len(valued):,} buyers are expected to spend **{money(total, currency)}** over the next {horizon_days} "
         f"days (predicted value). If their churn probabilities hold, **{money(risk, currency)}** of it "
-        f"({risk / total:.0%}) is at risk: a customer's value at risk is the churn probability times the predicted "
-        f"value, what the shop loses if the customer stops buying. The {len(decile):,} buyers with most value at risk "
-        f"(the top 10%) hold {top_share:.0%} of it; the table lists the first {min(TOP_AT_RISK, len(valued))}. "
+        f"({share:.0%}) is at risk: a customer's value at risk is the churn probability times the predicted "
+        "value, what the shop loses if the customer stops buying. "
+    )
+    if risk > 0:
+        top_share = float(np.nansum(at_risk[decile])) / risk
+        text += f"The {len(decile):,} buyers with most value at risk (the top 10%) hold {top_share:.0%} of it; "
+    text += (
+        f"the table lists the first {min(TOP_AT_RISK, len(valued))} by value at risk. "
         f"{len(scores) - len(valued):,} customers have no predicted value (no order before the as-of date)."
     )
     top = valued.iloc[order[:TOP_AT_RISK]]

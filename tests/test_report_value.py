@@ -43,7 +43,10 @@ def test_value_section_in_words_most_value_at_risk_first(tmp_path):
     section = value_section(_scores(), currency="USD", horizon_days=90, folder=tmp_path)
     assert "3 buyers are expected to spend **USD 167.22** over the next 90 days" in section.text
     assert "**USD 130.00** of it (78%) is at risk" in section.text
-    assert "The 1 buyers with most value at risk (the top 10%) hold 77% of it" in section.text
+    assert (
+        "The 1 buyers with most value at risk (the top 10%) hold 77% of it; the table lists the first 3 by value at risk"
+        in section.text
+    )
     assert "1 customers have no predicted value" in section.text
     table = section.table
     assert list(table.index) == ["B", "C", "A"] and table.index.name == "customer"
@@ -73,3 +76,10 @@ def test_scores_without_any_value_say_why():
         "No customer in the scores has a predicted value (no value model: retain-churn v1 was trained without one)."
     )
     assert section.table is None and section.images == ()
+
+
+def test_buyers_predicted_to_spend_nothing_are_zero_at_risk_not_an_error(tmp_path):
+    scores = _scores().assign(predicted_value=[0.0, 0.0, 0.0, np.nan], value_at_risk=[0.0, 0.0, 0.0, np.nan])
+    section = value_section(scores, currency="EUR", horizon_days=90, folder=tmp_path)
+    assert "spend **EUR 0.00** over the next 90 days" in section.text and "**EUR 0.00** of it (0%)" in section.text
+    assert "top 10%" not in section.text
