@@ -61,7 +61,9 @@ def run(n: int, days: int, seed: int, work: Path) -> str:
     report = result.report
     model = report["models"]["model"]
     diffs = report["differences"]
-    best_loss = min(report["models"][b]["log_loss"]["value"] for b in BASELINES)
+    best = min(BASELINES, key=lambda b: report["models"][b]["log_loss"]["value"])
+    best_loss = report["models"][best]["log_loss"]["value"]
+    loss_diff = diffs[best]["log_loss"]
     auc_cells = []
     for b in BASELINES:
         d = diffs[b]["roc_auc"]
@@ -71,7 +73,8 @@ def run(n: int, days: int, seed: int, work: Path) -> str:
     return (
         f"| {n:,} | {days} | {seed} | {report['n']:,} | {model['roc_auc']['value']:.3f} | "
         + " | ".join(auc_cells)
-        + f" | {model['log_loss']['value']:.4f} vs {best_loss:.4f} | {report['start']['chosen']} | "
+        + f" | {model['log_loss']['value']:.4f} vs {best_loss:.4f} {best} "
+        f"({loss_diff['value']:+.4f}, {loss_diff['ci'][0]:+.4f} to {loss_diff['ci'][1]:+.4f}) | {report['start']['chosen']} | "
         f"{'yes' if ranks_ok and loss_ok else 'NO'} | {seconds:.0f} s |"
     )
 
@@ -88,7 +91,9 @@ def main() -> None:
         print(f"{os.cpu_count()} cores, {platform.machine()}; 90-day horizon, shipped configs\n")
         print(
             "| customers | days | seed | test customers | model AUC | vs recency | vs rfm_logistic | vs bg_nbd "
-            "| log-loss vs best baseline | start | at least every baseline | time |\n|" + "---|" * 12
+            "| log-loss vs best baseline (difference, 95% CI) | start | at least every baseline | time |\n|"
+            + "---|"
+            * 12
         )
         for n in map(int, args.sizes.split(",")):
             for days in map(int, args.days.split(",")):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
-from training.churn import FOLDS, calibrate, cross_fitted, folds, out_of_fold, predict, tree_weight
+from training.churn import FOLDS, calibrate, cross_fitted, folds, join_rows, out_of_fold, predict, tree_weight
 from training.config import ChurnConfig
 from training.datasets import Rows
 
@@ -28,7 +28,7 @@ def _rows(n_customers: int, *, signal: float, seed: int = 0, cutoffs: int = 2) -
             "noise": rng.normal(size=n),
         }
     )
-    logit = signal * (np.log1p(X[RFM[0]]) - 3.5)
+    logit = signal * (np.log1p(X[RFM[0]].to_numpy()) - 3.5)
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype("int8")
     keys = pd.DataFrame(
         {"customer_id": ids, "cutoff": np.tile(pd.date_range("2026-01-01", periods=cutoffs), n_customers)}
@@ -92,3 +92,38 @@ def test_cross_fitted_model_ranks_new_customers_and_says_what_it_chose(start):
     if fitted.prior is not None:
         assert 0.0 <= fitted.prior.tree_weight <= 1.0
     assert type(fitted.model).__name__ == "CalibratedClassifierCV"  # what the registry and serving load
+
+
+def test_joined_rows_keep_text_features_as_categories_with_both_sides_levels():
+    a, b = _rows(3, signal=1.0, cutoffs=1), _rows(3, signal=1.0, cutoffs=1, seed=1)
+    a.X["store"] = pd.Categorical(["#1", "#2", "#1"])
+    b.X["store"] = pd.Categorical(["#3", "#1", "#3"])
+    joined = join_rows(a, b)
+    assert isinstance(joined.X["store"].dtype, pd.CategoricalDtype)
+    assert joined.X["store"].tolist() == ["#1", "#2", "#1", "#3", "#1", "#3"]
+    assert set(joined.X["store"].cat.categories) == {"#1", "#2", "#3"}
+
+
+@pytest.mark.slow
+def test_train_churn_on_seven_months_of_a_shop_with_text_attributes(tmp_path, monkeypatch):
+    """Every table of a demo shop, its orders cut to the last 210 days: the customer split, cross-fitted,
+    text attributes included (they are categories on both sides of the join), through the CLI."""
+    from typer.testing import CliRunner
+
+    from features.demo_data import generate
+    from retain.cli import app
+
+    demo = generate(n_customers=3000, seed=5)
+    orders = demo.tables["orders"]
+    demo.tables["orders"] = orders[orders["ordered_at"] >= orders["ordered_at"].max() - pd.Timedelta(days=209)]
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, frame in demo.tables.items():
+        frame.to_parquet(data / f"{name}.parquet", index=False)
+    assert pd.api.types.is_string_dtype(demo.tables["customers"]["Preferred Store #"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    out = tmp_path / "churn"
+    done = CliRunner().invoke(app, ["train-churn", "--data", str(data), "--out", str(out), "--trials", "0"])
+    assert done.exit_code == 0, done.output
+    card = (out / "model_card.md").read_text()
+    assert "customer split" in card and "out-of-fold scores of every non-test customer at the latest cutoff" in card

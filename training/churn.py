@@ -15,9 +15,9 @@ When the plan holds customers out instead of later cutoffs (a short history, so
 usually a small shop), a 20% validation slice is a few hundred customers: too few
 to choose a start or fit a calibrator without noise. Then :func:`cross_fitted`
 uses every non-test customer: five folds by customer, each candidate fitted
-on three, early-stopped on a fourth and scored on the fifth, the start chosen
-and the calibrator fitted on those out-of-fold scores, and the model refitted
-on all of them.
+on three, early-stopped on a fourth and scored on the fifth; the start is
+chosen and the calibrator fitted on those out-of-fold scores at the latest
+cutoff, and the model refitted on all of them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -37,7 +38,7 @@ from sklearn.metrics import roc_auc_score
 from features.contract import CUSTOMER_ID
 from serving.prior_boosting import Prior, PriorBoostedLGBM, transform
 from training.config import ChurnConfig, LgbmParams, MinimumData
-from training.datasets import Rows
+from training.datasets import CUTOFF, Rows
 from training.evaluate import roc_auc
 
 log = logging.getLogger(__name__)
@@ -121,11 +122,13 @@ def _subset(rows: Rows, mask: np.ndarray) -> Rows:
 
 
 def join_rows(a: Rows, b: Rows) -> Rows:
-    return Rows(
-        X=pd.concat([a.X, b.X], ignore_index=True),
-        y=np.r_[a.y, b.y],
-        keys=pd.concat([a.keys, b.keys], ignore_index=True),
-    )
+    """``a``'s rows then ``b``'s; a text feature stays a category with both sides' levels (a plain concat of
+    categories that differ gives strings, which LightGBM refuses)."""
+    X = pd.concat([a.X, b.X], ignore_index=True)
+    for col in a.X.columns:
+        if isinstance(a.X[col].dtype, pd.CategoricalDtype) and not isinstance(X[col].dtype, pd.CategoricalDtype):
+            X[col] = union_categoricals([a.X[col], b.X[col]], ignore_order=True)
+    return Rows(X=X, y=np.r_[a.y, b.y], keys=pd.concat([a.keys, b.keys], ignore_index=True))
 
 
 @dataclass(frozen=True)
@@ -183,19 +186,23 @@ def fit_churn_model(
     held = join_rows(stop, calib)
     scores = {name: b.decision_function(held.X) for name, b in boosters.items()}
     auc = {name: _auc(held.y, s) for name, s in scores.items()}
-    best = choose_start(held.y, scores, default="rfm" if "rfm" in scores else list(scores)[-1], seed=config.seed)
+    best = choose_start(held.y, scores, seed=config.seed)
     booster = boosters[best]
     rounds = booster.best_iteration_ or params.max_rounds
     method = config.calibration
     return FittedChurn(calibrate(booster, held, method), booster, method, rounds, booster.prior, auc, best)
 
 
-def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, default: str, seed: int, n_boot: int = 200) -> str:
-    """``default`` unless another candidate ranks ``y`` better with 95% confidence (paired bootstrap of
-    ROC AUC); then the best of those that do.
+LADDER = ("bg_nbd_alone", "rfm_alone", "rfm")  # simplest first: BG/NBD, the RFM regression, trees on top of it
 
-    On a small validation slice the AUCs differ by noise; defaulting to the trees from the RFM start,
-    which already hold the baselines, keeps the model from moving on a coin flip.
+
+def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, seed: int, n_boot: int = 200) -> str:
+    """The simplest candidate that nothing beats with 95% confidence (paired bootstrap of ROC AUC).
+
+    Climb :data:`LADDER` one rung at a time while the next rung ranks ``y`` better with confidence; then
+    take the best of any other candidate (trees from a constant or from BG/NBD) that beats the rung reached.
+    On a small shop the AUCs differ by noise and BG/NBD alone ships; the RFM regression and the trees
+    must earn their parameters on rows they were not fitted on.
     """
     names = list(scores)
     rng = np.random.default_rng(seed)
@@ -204,9 +211,16 @@ def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, default: str, 
         idx = rng.integers(0, len(y), len(y))
         for name in names:
             draws[name].append(roc_auc(y[idx], scores[name][idx]))
-    lower = {name: np.nanpercentile(np.subtract(draws[name], draws[default]), 2.5) for name in names}
-    better = [name for name in names if name != default and lower[name] > 0]
-    return max(better, key=lambda name: _auc(y, scores[name])) if better else default
+
+    def beats(a: str, b: str) -> bool:
+        return np.nanpercentile(np.subtract(draws[a], draws[b]), 2.5) > 0
+
+    ladder = [name for name in LADDER if name in scores] or names[:1]
+    chosen = ladder[0]
+    for rung in ladder[1:]:
+        chosen = rung if beats(rung, chosen) else chosen
+    better = [name for name in names if name not in ladder and beats(name, chosen)]
+    return max(better, key=lambda name: _auc(y, scores[name])) if better else chosen
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
@@ -246,25 +260,32 @@ def out_of_fold(
 def cross_fitted(
     pool: Rows, params: LgbmParams, config: ChurnConfig, *, bg_nbd: str | None, start: str | None = None
 ) -> FittedChurn:
-    """The start (``start``, or the one :func:`choose_start` picks on out-of-fold scores), refitted on all of
-    ``pool`` with the folds' median early-stopped rounds and calibrated on its out-of-fold scores."""
+    """The start (``start``, or the one :func:`choose_start` picks), refitted on all of ``pool`` with the
+    folds' median early-stopped rounds.
+
+    The choice, the trees' weight and the calibrator come from the out-of-fold scores at the latest cutoff,
+    the rows nearest to scoring time: earlier cutoffs have less history behind them, so BG/NBD is weaker
+    there and its probabilities mean something else (the time split recalibrates on its latest cutoffs too).
+    """
     starts = [start] if start else _start_names(candidate_priors(pool, bg_nbd))
     scores, rounds = out_of_fold(pool, params, config, bg_nbd=bg_nbd, starts=starts)
-    auc = {name: _auc(pool.y, s) for name, s in scores.items()}
-    best = start or choose_start(pool.y, scores, default="rfm" if "rfm" in scores else starts[-1], seed=config.seed)
+    latest = (pool.keys[CUTOFF] == pool.keys[CUTOFF].max()).to_numpy()
+    y, recent = pool.y[latest], {name: s[latest] for name, s in scores.items()}
+    auc = {name: _auc(y, s) for name, s in recent.items()}
+    best = start or choose_start(y, recent, seed=config.seed)
     base = best.removesuffix(ALONE)
     n_rounds = max(1, int(np.median(rounds[base])))
     prior = candidate_priors(pool, bg_nbd)[base]
     booster = classifier(params, n_estimators=n_rounds, seed=config.seed).fit_from_prior(pool.X, pool.y, prior=prior)
     if best.endswith(ALONE):
-        booster, oof = booster.alone(), scores[best]
+        booster, oof = booster.alone(), recent[best]
     elif prior is not None:
-        alone = scores[f"{base}{ALONE}"]
-        weight = tree_weight(pool.y, trees=scores[best] - alone, prior=alone)
-        booster, oof = booster.weighted(weight), weight * (scores[best] - alone) + alone
+        alone = recent[f"{base}{ALONE}"]
+        weight = tree_weight(y, trees=recent[best] - alone, prior=alone)
+        booster, oof = booster.weighted(weight), weight * (recent[best] - alone) + alone
     else:
-        oof = scores[best]
-    model = calibrated_on(booster, pool, oof, config.calibration)
+        oof = recent[best]
+    model = calibrated_on(booster, _subset(pool, latest), oof, config.calibration)
     return FittedChurn(model, booster, config.calibration, n_rounds, booster.prior, auc, best)
 
 

@@ -181,7 +181,7 @@ def train_churn(
             "chosen": start,
             "columns": list(fitted.prior.columns) if fitted.prior else [],
             "tree_weight": fitted.prior.tree_weight if fitted.prior else 1.0,
-            "chosen_on": f"out-of-fold scores of every non-test customer ({FOLDS} folds by customer)"
+            "chosen_on": f"out-of-fold scores of every non-test customer at the latest cutoff ({FOLDS} folds by customer)"
             if cross_fit
             else "held-out validation rows",
         }
