@@ -193,34 +193,30 @@ def fit_churn_model(
     return FittedChurn(calibrate(booster, held, method), booster, method, rounds, booster.prior, auc, best)
 
 
-LADDER = ("bg_nbd_alone", "rfm_alone", "rfm")  # simplest first: BG/NBD, the RFM regression, trees on top of it
+# simplest first: BG/NBD alone, the RFM regression, trees on BG/NBD, trees on the RFM regression, trees alone
+LADDER = ("bg_nbd_alone", "rfm_alone", "bg_nbd", "rfm", "none")
 
 
 def choose_start(y: np.ndarray, scores: dict[str, np.ndarray], *, seed: int, n_boot: int = 200) -> str:
-    """The simplest candidate that nothing beats with 95% confidence (paired bootstrap of ROC AUC).
+    """The simplest candidate (in :data:`LADDER` order) whose ROC AUC is within one standard error of the
+    best one's: the one-standard-error rule, the standard error that of the paired bootstrap difference.
 
-    Climb :data:`LADDER` one rung at a time while the next rung ranks ``y`` better with confidence; then
-    take the best of any other candidate (trees from a constant or from BG/NBD) that beats the rung reached.
     On a small shop the AUCs differ by noise and BG/NBD alone ships; the RFM regression and the trees
-    must earn their parameters on rows they were not fitted on.
+    must earn their parameters by a margin the rows can tell from noise.
     """
-    names = list(scores)
+    names = sorted(scores, key=lambda name: LADDER.index(name) if name in LADDER else len(LADDER))
     rng = np.random.default_rng(seed)
     draws = {name: [] for name in names}
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
         for name in names:
             draws[name].append(roc_auc(y[idx], scores[name][idx]))
-
-    def beats(a: str, b: str) -> bool:
-        return np.nanpercentile(np.subtract(draws[a], draws[b]), 2.5) > 0
-
-    ladder = [name for name in LADDER if name in scores] or names[:1]
-    chosen = ladder[0]
-    for rung in ladder[1:]:
-        chosen = rung if beats(rung, chosen) else chosen
-    better = [name for name in names if name not in ladder and beats(name, chosen)]
-    return max(better, key=lambda name: _auc(y, scores[name])) if better else chosen
+    auc = {name: _auc(y, scores[name]) for name in names}
+    best = max(names, key=lambda name: auc[name])
+    for name in names:
+        if auc[name] >= auc[best] - np.nanstd(np.subtract(draws[best], draws[name])):
+            return name
+    return best
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
