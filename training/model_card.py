@@ -138,8 +138,9 @@ def start_line(report: dict) -> str:
     shrunk = f" The trees count {weight:.2f} times beside the prior (stacked out of fold)." if 0 < weight < 1 else ""
     return (
         f"The model is {STARTS[chosen]}, chosen by ROC AUC on {report['start']['chosen_on']} (candidates: "
-        f"{candidates}; baselines on the validation rows: {baselines}). The trees from the RFM start are kept unless "
-        f"another candidate is better with 95% confidence.{shrunk}"
+        f"{candidates}; baselines on the validation rows: {baselines}). The simplest candidate within one "
+        "standard error of the best AUC ships (BG/NBD alone, then the RFM regression, trees on BG/NBD, trees on "
+        f"the RFM regression, trees alone).{shrunk}"
     )
 
 
