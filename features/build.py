@@ -6,6 +6,8 @@ cutoff differs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import pandas as pd
 from rich.progress import Progress
 
@@ -24,6 +26,7 @@ def build_features(
     config: FeaturesConfig | None = None,
     vocabulary: dict | None = None,
     progress: bool = False,
+    beside: Sequence[Callable[[Snapshot, FeaturesConfig], pd.DataFrame]] = (),
 ) -> pd.DataFrame:
     """Features as of ``cutoff`` (required: never the data's last date by default).
 
@@ -31,16 +34,19 @@ def build_features(
     before the cutoff, sorted by customer_id; a missing table gives NaN features.
     ``vocabulary`` (from :func:`learn_vocabulary` on the whole population) is for
     builds over some of the customers: without it, rare levels and top interests
-    would be chosen among those customers only.
+    would be chosen among those customers only. ``beside``: more columns built
+    like a builder's ``build`` on the same snapshot (``features.value``'s, which
+    the models read but which are not features), so nothing is loaded twice.
     """
     config = config or FeaturesConfig()
     with Snapshot(tables, cutoff=cutoff, vocabulary=vocabulary) as snap:
         ids, keys = snap.population(), snap.population(key=True)
         parts = []
+        builds = [builder.build for builder in REGISTRY] + list(beside)
         with Progress(transient=True, disable=not progress) as bar:
-            task = bar.add_task(f"features as of {snap.cutoff:%Y-%m-%d}", total=len(REGISTRY))
-            for builder in REGISTRY:
-                part = builder.build(snap, config)  # keyed by cid (SQL builders) or customer_id
+            task = bar.add_task(f"features as of {snap.cutoff:%Y-%m-%d}", total=len(builds))
+            for build in builds:
+                part = build(snap, config)  # keyed by cid (SQL builders) or customer_id
                 part = part.reindex(keys if part.index.name == KEY else ids)
                 part.index = ids
                 parts.append(part)

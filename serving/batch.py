@@ -41,7 +41,7 @@ from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, parse_cutoff
 from features.io import atomic_path
 from features.sources import Tables
-from features.value import VALUE_COLUMNS, value_frame
+from features.value import value_columns
 from serving.config import ServingConfig
 from serving.drift import DriftCheck, check, table_path
 from serving.models import Models
@@ -81,10 +81,10 @@ def snapshot_frame(
 
     ``vocabulary``: the whole population's, when ``tables`` hold only some customers (a Spark partition).
     """
-    frame = build_features(tables, cutoff=as_of, config=features, vocabulary=vocabulary, progress=progress)
-    if models.value is not None:  # the value model's own columns, beside the features
-        value = value_frame(tables, cutoff=as_of, config=features, vocabulary=vocabulary)
-        frame[list(VALUE_COLUMNS)] = value.reindex(frame.index).to_numpy()
+    beside = (value_columns,) if models.value is not None else ()  # the value model's own columns
+    frame = build_features(
+        tables, cutoff=as_of, config=features, vocabulary=vocabulary, progress=progress, beside=beside
+    )
     models.check_features(frame.columns, source=f"features built as of {as_of}")
     base = lifecycle(tables, as_of=as_of, churn_probability=None, config=lifecycle_config)
     base = base.set_index(CUSTOMER_ID).reindex(frame.index.astype("string"))
