@@ -17,22 +17,19 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from benchmarks.bench_real import cli
 from features.contract import CUSTOMER_ID
 from features.labels import churn_labels, spend_after
 from features.sources import load_tables
 from training.evaluate import roc_auc
 
-ROOT = Path(__file__).resolve().parents[1]
 AS_OF = pd.Timestamp("2026-03-02")  # a truth cutoff of the default demo (end 2026-06-30 minus 120 days)
 DAYS = 850  # so the shop known before AS_OF has 730 days of orders: the time split, as a shop with history gets
 TIME_COLUMNS = {
@@ -56,15 +53,6 @@ def known_before(full: Path, out: Path) -> Path:
             frame = frame[frame[column] < AS_OF]
         frame[frame[CUSTOMER_ID].isin(keep)].to_parquet(out / path.name, index=False)
     return out
-
-
-def cli(*args: str, env: dict) -> float:
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "retain", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-    print(done.stdout, file=sys.stderr)
-    if done.returncode:
-        sys.exit(f"retain {args[0]} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return time.perf_counter() - started
 
 
 def truth_at_as_of(full: Path, scores: pd.DataFrame) -> dict:

@@ -125,15 +125,18 @@ def baselines(train_dir: Path, score_dir: Path, outcome: pd.Series, cfg: Path) -
     return scores
 
 
-def table(report: dict) -> list[str]:
-    head = "| model | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN)
+def table(report: dict, shown=SHOWN, *, digits: int = 4, minus: str = "Retain minus") -> list[str]:
+    """A bootstrap report (``training.evaluate``) as two Markdown tables: the models, then the differences."""
+    head = "| model | " + " | ".join(shown) + " |\n|---|" + "---|" * len(shown)
     rows = []
     for name, v in report["models"].items():
-        cells = [f"{v[m]['value']:.4f} ({v[m]['ci'][0]:.4f}-{v[m]['ci'][1]:.4f})" for m in SHOWN]
+        cells = [f"{v[m]['value']:.{digits}f} ({v[m]['ci'][0]:.{digits}f}-{v[m]['ci'][1]:.{digits}f})" for m in shown]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    diff = ["", "| Retain minus | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN)]
+    diff = ["", f"| {minus} | " + " | ".join(shown) + " |\n|---|" + "---|" * len(shown)]
     for name, v in report["differences"].items():
-        cells = [f"{v[m]['value']:+.4f} ({v[m]['ci'][0]:+.4f} to {v[m]['ci'][1]:+.4f})" for m in SHOWN]
+        cells = [
+            f"{v[m]['value']:+.{digits}f} ({v[m]['ci'][0]:+.{digits}f} to {v[m]['ci'][1]:+.{digits}f})" for m in shown
+        ]
         diff.append(f"| {name} | " + " | ".join(cells) + " |")
     return [head, *rows, *diff]
 

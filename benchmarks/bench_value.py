@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.bench_real import AS_OF, DEFAULT_CSV, HORIZON, cli, configs, user_folders
+from benchmarks.bench_real import table as real_table
 from features.build import build_features
 from features.config import FeaturesConfig, load_config
 from features.demo_data import generate
@@ -63,16 +64,7 @@ def scored(model: ValueModel, tables, *, cutoff, features: FeaturesConfig, ids: 
 
 
 def table(report: dict) -> list[str]:
-    head = "| model | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN)
-    rows = []
-    for name, v in report["models"].items():
-        cells = [f"{v[m]['value']:.3f} ({v[m]['ci'][0]:.3f}-{v[m]['ci'][1]:.3f})" for m in SHOWN]
-        rows.append(f"| {name} | " + " | ".join(cells) + " |")
-    diff = ["", "| minus historical | " + " | ".join(SHOWN) + " |\n|---|" + "---|" * len(SHOWN)]
-    for name, v in report["differences"].items():
-        cells = [f"{v[m]['value']:+.3f} ({v[m]['ci'][0]:+.3f} to {v[m]['ci'][1]:+.3f})" for m in SHOWN]
-        diff.append(f"| {name} | " + " | ".join(cells) + " |")
-    return [head, *rows, *diff]
+    return real_table(report, SHOWN, digits=3, minus="minus historical")
 
 
 def demo(customers: int, n_boot: int, work: Path) -> None:

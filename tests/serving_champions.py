@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,22 @@ def register_version(uri: str, name: str, source: str, run_id: str, champion: bo
         if champion:
             client.set_registered_model_alias(name, "champion", version)
     return str(version)
+
+
+def serve_checked(configs: Path, env: dict, port: int | None = None) -> subprocess.CompletedProcess:
+    """``retain serve`` with its start-up check (the one that refuses with exit 2), on ``port`` or a free one;
+    ``env`` is added to this process's environment."""
+    from serving import launch
+
+    port = launch.free_port() if port is None else port
+    return subprocess.run(
+        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(port)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
 
 
 def offer_only(root: Path) -> Champions:

@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from unittest import mock
 
 import pytest
 
-from serving import launch
-from tests.serving_champions import AS_OF, champions, register_version, with_snapshot
+from tests.serving_champions import AS_OF, champions, register_version, serve_checked, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "fault-key-456"
@@ -319,13 +316,8 @@ def test_an_empty_api_key_is_refused_not_an_open_service(champ, tmp_path, ids, e
         assert r.status_code == 503 and "RETAIN_API_KEY is set but empty" in r.json()["reason"]
         r = c.post("/score_ids", json={"customer_ids": ids}, headers={"Authorization": "Bearer "})
         assert r.status_code == 503
-    r = subprocess.run(
-        [sys.executable, "-m", "retain", "serve", "--configs", str(_configs(tmp_path, champ.store)), "--port", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": champ.uri, "RETAIN_API_KEY": empty},
+    r = serve_checked(
+        _configs(tmp_path, champ.store), {"MLFLOW_TRACKING_URI": champ.uri, "RETAIN_API_KEY": empty}, port=1
     )
     assert r.returncode == 2 and "set but empty" in r.stderr
 
@@ -367,13 +359,6 @@ def _docs_and_metrics(client, ids):
 @pytest.mark.parametrize("kind", ["snapshot garbage", "snapshot empty", "registry truncated", "artifact deleted"])
 def test_retain_serve_with_its_pre_check_refuses_a_fault_with_exit_2(champ, tmp_path, kind):
     configs, uri, needle = _fault(kind, champ, tmp_path)
-    r = subprocess.run(
-        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(launch.free_port())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri, "RETAIN_API_KEY": KEY},
-    )
+    r = serve_checked(configs, {"MLFLOW_TRACKING_URI": uri, "RETAIN_API_KEY": KEY})
     assert r.returncode == 2, r.stderr[-2000:]
     assert "refusing to start" in r.stderr and needle in r.stderr and "Traceback" not in r.stderr

@@ -16,7 +16,7 @@ import pytest
 
 from serving import launch
 from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
-from tests.serving_champions import AS_OF, champions, offer_only, register_version, with_snapshot
+from tests.serving_champions import AS_OF, champions, offer_only, register_version, serve_checked, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "test-key-123"
@@ -331,14 +331,7 @@ def test_without_any_champion_the_service_answers_503_with_the_reason_until_a_re
 
 def test_refuses_to_start_without_a_champion(champ, tmp_path):
     configs = _configs(tmp_path, champ, "churn_model: not-trained\noffer_model: not-offered\n")
-    r = subprocess.run(
-        [sys.executable, "-m", "retain", "serve", "--configs", str(configs), "--port", str(launch.free_port())],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "MLFLOW_TRACKING_URI": champ.uri},
-    )
+    r = serve_checked(configs, {"MLFLOW_TRACKING_URI": champ.uri})
     assert r.returncode == 2
     assert "refusing to start" in r.stderr and "not-trained@champion" in r.stderr and "not-offered@champion" in r.stderr
 

@@ -108,6 +108,21 @@ def bootstrap_interval(stat, *arrays: np.ndarray, n_boot: int, seed: int, level:
     return _interval(np.array(draws, dtype="float64"), level)
 
 
+def resampled(y, scores: dict[str, np.ndarray], measure, *, n_boot: int, seed: int) -> tuple[dict, dict]:
+    """Each model's ``measure(y, p)`` (a dict of metrics) and its values over the same bootstrap resamples
+    of the rows, for every model alike: what paired differences are computed from."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    point = {name: measure(y, np.asarray(p)) for name, p in scores.items()}
+    draws = {name: {m: [] for m in point[name]} for name in scores}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        for name, p in scores.items():
+            for m, v in measure(y[idx], np.asarray(p)[idx]).items():
+                draws[name][m].append(v)
+    return point, draws
+
+
 def bootstrap_report(
     y: np.ndarray, scores: dict[str, np.ndarray], *, reference: str, n_boot: int, seed: int, level: float = 0.95
 ) -> dict:
@@ -116,14 +131,7 @@ def bootstrap_report(
     The same resampled rows score every model, so a difference's CI reflects the models, not the sample.
     """
     y = np.asarray(y)
-    rng = np.random.default_rng(seed)
-    point = {name: metrics(y, p) for name, p in scores.items()}
-    draws = {name: {m: [] for m in point[name]} for name in scores}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        for name, p in scores.items():
-            for m, v in metrics(y[idx], np.asarray(p)[idx]).items():
-                draws[name][m].append(v)
+    point, draws = resampled(y, scores, metrics, n_boot=n_boot, seed=seed)
     report = {"n": int(len(y)), "churn_rate": float(y.mean()), "models": {}, "differences": {}}
     for name in scores:
         report["models"][name] = {

@@ -30,7 +30,7 @@ from serving.models import encode
 from serving.value_model import HISTORICAL_FEATURES, ValueModel
 from training.config import ChurnConfig, LgbmParams
 from training.datasets import CUTOFF, CutoffPlan, Rows
-from training.evaluate import top_share
+from training.evaluate import resampled, top_share
 from training.plots import value_deciles
 
 log = logging.getLogger(__name__)
@@ -144,14 +144,7 @@ def value_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def value_report(y: np.ndarray, scores: dict[str, np.ndarray], *, n_boot: int, seed: int, level: float = 0.95) -> dict:
     """Metrics with percentile intervals per candidate, and paired differences candidate - historical."""
-    rng = np.random.default_rng(seed)
-    point = {name: value_metrics(y, p) for name, p in scores.items()}
-    draws = {name: {m: [] for m in point[name]} for name in scores}
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
-        for name, p in scores.items():
-            for m, v in value_metrics(y[idx], p[idx]).items():
-                draws[name][m].append(v)
+    point, draws = resampled(y, scores, value_metrics, n_boot=n_boot, seed=seed)
 
     def interval(samples) -> list[float]:
         return [float(v) for v in np.nanpercentile(samples, [50 * (1 - level), 50 * (1 + level)])]
