@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -69,3 +70,23 @@ def value_png(values: np.ndarray, *, currency: str, horizon_days: int, bins: int
     ax.set_xlabel(xlabel)
     ax.set_ylabel("buyers")
     return _png(fig)
+
+
+def log_value_plot(run_id: str, scores: Path, horizon_days: int) -> None:
+    """The predicted values' distribution as ``plots/predicted_value.png`` in the scoring run (the report's plot)."""
+    import tempfile
+
+    import mlflow
+
+    columns = ["predicted_value", "currency"]
+    frame = (
+        pd.read_parquet(scores, columns=columns)
+        if scores.suffix == ".parquet"
+        else pd.read_csv(scores, usecols=columns)
+    )
+    values = frame["predicted_value"].to_numpy(dtype=np.float64)
+    png = value_png(values, currency=str(frame["currency"].iloc[0]), horizon_days=horizon_days)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
+        path = Path(tmp) / "predicted_value.png"
+        path.write_bytes(png)
+        mlflow.log_artifact(str(path), artifact_path="plots")

@@ -19,14 +19,14 @@ import numpy as np
 import pandas as pd
 
 from analytics.cohorts import cohort_retention
-from analytics.config import STAGES, AnalyticsConfig
+from analytics.config import AnalyticsConfig
 from analytics.kpis import COHORT, kpis
-from analytics.lifecycle import ACTION, CONTACT_AT, STAGE, lifecycle, risk_band
 from analytics.plotting import bar_png, cohort_heatmap_png, value_png
 from features.contract import CUSTOMER_ID, EVENTS, ORDERS, parse_cutoff
 from features.descriptions import money
 from features.io import atomic_path, write_text_atomic
 from features.sources import Tables
+from modeling.lifecycle import ACTION, CONTACT_AT, STAGE, STAGES, lifecycle, risk_band
 
 MAX_TABLE_ROWS = 50
 GROUP_COLUMNS = (  # KPIs shown per segment and per cohort; the overall table has them all

@@ -49,11 +49,10 @@ def child(kind: str, features: Path, out: Path, reasons: bool, chunk: int) -> No
 
     info = json.loads((ROOT / "outputs" / "bench_serving" / "ready.json").read_text())
     os.environ["MLFLOW_TRACKING_URI"] = info["uri"]
-    from features.config import load_config
     from serving.config import ServingConfig
     from serving.models import load_models
 
-    config = load_config(ServingConfig, Path(info["configs"]) / "serving.yaml")
+    config = ServingConfig.load(Path(info["configs"]))
     models = load_models(config)
 
     def cpu() -> float:

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from features.config import FeaturesConfig
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 from training.churn import fit_churn_model, split_rows
 from training.config import ChurnConfig
 from training.datasets import Rows, build_panel, plan_cutoffs, rows_at

@@ -36,7 +36,6 @@ def measure(n: int, chunk: int, seed: int = 0) -> dict:
     import numpy as np
 
     from benchmarks.bench_service import prepare
-    from features.config import load_config
     from serving.batch import check_drift, score_chunks, write_scores
     from serving.config import ServingConfig
     from serving.models import load_models
@@ -44,7 +43,7 @@ def measure(n: int, chunk: int, seed: int = 0) -> dict:
 
     uri, configs, _ = prepare(WORK)
     os.environ["MLFLOW_TRACKING_URI"] = uri
-    config = load_config(ServingConfig, configs / "serving.yaml")
+    config = ServingConfig.load(configs)
     models = load_models(config)
     base = SQLiteStore(Path(json.loads((WORK / "ready.json").read_text())["configs"]).parent / "store.sqlite").frame()
     rng = np.random.default_rng(seed)
@@ -70,7 +69,8 @@ def false_alarms(sizes: list[int], draws: int, seed: int = 1) -> list[tuple[int,
     import numpy as np
     import pandas as pd
 
-    from serving.drift import drift_table, reference
+    from modeling.drift import reference
+    from serving.drift import drift_table
     from tests.test_drift import _population as population
 
     rng = np.random.default_rng(seed)

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
-from serving.offer_predictor import expected_rewards, score_offers
+from modeling.economics import expected_rewards
+from modeling.offer_model import OfferModel
 from training.offer_rows import ARM, ROW, OfferRows, logged_propensity
 from training.offers import OfferModelConfig, fit_and_evaluate, holdout_for
 from training.offpolicy import evaluate_policies, realized_reward
@@ -121,7 +122,7 @@ def run_one(n: int, n_arms: int, base: float, heterogeneous: bool, seed: int, co
     )
     gain = truth - truth[:, [0]]  # per customer and arm, vs sending nothing
     codes = {a: i for i, a in enumerate(rows.arms)}
-    shipped = score_offers(result.boosters, result.spec, X_eval)["offer"].map(codes).to_numpy()
+    shipped = OfferModel.from_parts(result.boosters, result.spec).table(X_eval)["offer"].map(codes).to_numpy()
     plain = plain_t_learner(rows, X_eval, catalog)
     idx = np.arange(EVAL_CUSTOMERS)
     per_customer = {"shipped": gain[idx, shipped], "t_plain": gain[idx, plain]}

@@ -25,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 from features.config import CONFIG_DIR, FeaturesConfig, load_config
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 from training.churn import InsufficientData
 from training.config import ChurnConfig
 from training.datasets import build_panel, plan_for

@@ -33,7 +33,7 @@ OFFERS = ("free_shipping", "discount_20")
 
 
 def make_tables(n: int, folder: Path) -> dict[str, int]:
-    from features.demo_data import generate
+    from simulator.demo_data import generate
 
     demo = generate(n, days=730, seed=11)
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,11 +50,11 @@ def child(kind: str, data: Path, out: Path, partitions: int) -> None:
     info = json.loads((ROOT / "outputs" / "bench_serving" / "ready.json").read_text())
     os.environ["MLFLOW_TRACKING_URI"] = info["uri"]
     from analytics.config import AnalyticsConfig
-    from features.config import FeaturesConfig, load_config
+    from features.config import FeaturesConfig
     from serving.config import ServingConfig
     from serving.models import load_models
 
-    config = load_config(ServingConfig, Path(info["configs"]) / "serving.yaml")
+    config = ServingConfig.load(Path(info["configs"]))
     models = load_models(config)
     lifecycle = AnalyticsConfig().lifecycle
     started = time.perf_counter()

@@ -35,11 +35,11 @@ from benchmarks.bench_real import AS_OF, DEFAULT_CSV, HORIZON, cli, configs, use
 from benchmarks.bench_real import table as real_table
 from features.build import build_features
 from features.config import FeaturesConfig, load_config
-from features.demo_data import generate
 from features.labels import spend_after
 from features.sources import check_tables, load_tables
 from features.value import EXPECTED_SPEND, value_frame
-from serving.value_model import HISTORICAL_FEATURES, ValueModel
+from modeling.value_model import HISTORICAL_FEATURES, ValueModel
+from simulator.demo_data import generate
 from training.config import ChurnConfig
 from training.datasets import build_panel, plan_for
 from training.registry import start_tracking

@@ -31,12 +31,12 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20_000)
     args = parser.parse_args()
 
-    from features.demo_data import generate
     from features.runtime import quiet_telemetry
     from features.sources import check_tables
     from serving.batch import score_chunks, snapshot_frame
     from serving.config import ServingConfig
     from serving.models import load_models
+    from simulator.demo_data import generate
     from tests.serving_champions import build_settings, champions
 
     quiet_telemetry()

@@ -100,14 +100,30 @@ class OfferCatalog(Frozen):
         return tuple(o.name for o in self.offers)
 
 
-def load_config(model: type[M], path: str | Path) -> M:
-    """Read one YAML file into a frozen model; a missing file means all defaults.
+def load_config(model: type[M], path: str | Path, **parts: str | Path) -> M:
+    """Read one YAML file into a frozen model; ``parts`` fill whole sections from their own files
+    (``lifecycle=configs/lifecycle.yaml``), so a setting lives in one file however many layers read it.
 
-    A bad setting is a ContractError naming the file, so the CLI exits 2 with the message.
+    A missing file or a bad setting is a ContractError naming the file, so the CLI exits 2 with the message.
     """
-    path = Path(path)
+    data = _yaml(Path(path))
+    for section, part in parts.items():
+        if section in data:
+            raise ContractError(f"{path}: {section!r} settings live in {Path(part).name}; move them there")
+        data[section] = _yaml(Path(part))
     try:
-        data = yaml.safe_load(path.read_text()) if path.exists() else {}
-        return model.model_validate(data or {})
+        return model.model_validate(data)
     except Exception as exc:
         raise ContractError(f"{path}: {exc}") from exc
+
+
+def _yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ContractError(f"{path}: no such settings file; copy it from the repository's configs/ or pass --configs")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: not valid YAML ({exc})") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ContractError(f"{path}: expected settings (key: value lines), got {type(data).__name__}")
+    return dict(data or {})

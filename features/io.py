@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never half."""
+"""Atomic file writes (a reader sees the old file or the whole new one, never half), and the scores file read back."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
+
+from features.contract import CUSTOMER_ID
 
 
 @contextlib.contextmanager
@@ -45,3 +47,11 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def read_scores(path: str | Path) -> pd.DataFrame:
+    """A scores file as ``retain score`` wrote it (CSV or Parquet), customer ids as text."""
+    path = Path(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, dtype={CUSTOMER_ID: "string"}, keep_default_na=False, na_values=[""])
+    return pd.read_parquet(path)

@@ -29,8 +29,3 @@ TRACKING_DIR = ROOT / "mlruns"
 def tracking_uri() -> str:
     """MLflow's store: ``MLFLOW_TRACKING_URI`` if set (a team server), else a SQLite file in the project."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{TRACKING_DIR / 'mlflow.db'}"
-
-
-def artifact_root() -> str:
-    """Where new experiments keep artifacts when the store is the embedded one."""
-    return (TRACKING_DIR / "artifacts").as_uri()

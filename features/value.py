@@ -7,7 +7,7 @@ snapshot, so nothing is refitted) gives the expected number of orders over the c
 customer's expected order value. Spend = orders x value.
 
 These are not churn-model features (the churn model's inputs stay as they were); they are stored beside
-the features, as the lifecycle columns are, for the value model (``serving.value_model``) and the scores.
+the features, as the lifecycle columns are, for the value model (``modeling.value_model``) and the scores.
 Only orders before the cutoff are read. Non-buyers, and every buyer when too few repeat buyers support
 a fit, get NaN.
 """

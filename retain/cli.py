@@ -185,12 +185,12 @@ def report_cmd(
         raise typer.BadParameter(
             f"{backtest_dir}: no backtest.md there (retain backtest writes it)", param_hint="--backtest-dir"
         )
-    acfg = load_config(AnalyticsConfig, configs / "analytics.yaml")
-    currency = load_config(ServingConfig, configs / "serving.yaml").currency
+    acfg = AnalyticsConfig.load(configs)
+    currency = ServingConfig.load(configs).currency
     cfg, catalog, tables = load_inputs(data, configs)
     prob = unscored = scores = None
     if churn_scores is not None:
-        from serving.campaign import read_scores
+        from features.io import read_scores
 
         scores = read_scores(churn_scores)
         if "churn_probability" not in scores.columns or CUSTOMER_ID not in scores.columns:
@@ -256,7 +256,7 @@ def generate_demo_cmd(
     """Simulate a shop with known churn and offer truth and write it as Parquet."""
     import time
 
-    from features.demo_data import generate, write
+    from simulator.demo_data import generate, write
 
     started = time.perf_counter()
     demo = generate(customers, days=days, seed=seed, offer_effect_scale=offer_effect_scale)
@@ -424,7 +424,7 @@ def score_cmd(
     configs: Path = Configs,
 ) -> None:
     """Score every customer as of a date (churn, risk band, lifecycle stage, next action and when, offer)."""
-    from analytics.config import AnalyticsConfig
+    from analytics.plotting import log_value_plot
     from serving.batch import BatchError, run_batch
     from serving.config import ServingConfig
     from serving.drift import table_path
@@ -433,8 +433,8 @@ def score_cmd(
     out, fmt = score_format(out, csv)
     if campaign is not None and campaign.suffix != ".csv":
         raise typer.BadParameter(f"{campaign}: the campaign export is CSV; name it *.csv", param_hint="--campaign")
-    serving_cfg = load_config(ServingConfig, configs / "serving.yaml")
-    lifecycle_cfg = load_config(AnalyticsConfig, configs / "analytics.yaml").lifecycle
+    serving_cfg = ServingConfig.load(configs)
+    lifecycle_cfg = serving_cfg.lifecycle
     features_cfg, _, tables = load_inputs(data, configs, orphans)
     try:
         models = load_models(serving_cfg)
@@ -460,6 +460,8 @@ def score_cmd(
     except (ModelError, BatchError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(2)
+    if result.run_id is not None and models.value is not None:
+        log_value_plot(result.run_id, out, models.value.horizon_days)
     rate = result.customers / max(result.seconds, 1e-9)
     typer.echo(
         f"scored {result.customers:,} customers as of {as_of} into {out} in {result.seconds:.1f}s ({rate:,.0f}/s)"
@@ -535,7 +537,7 @@ def backtest_cmd(
     if scores.suffix not in (".parquet", ".csv"):
         raise typer.BadParameter(f"{scores}: expected retain score's .parquet or .csv", param_hint="--scores")
     churn_cfg = load_config(ChurnConfig, configs / "churn.yaml")
-    currency = load_config(ServingConfig, configs / "serving.yaml").currency
+    currency = ServingConfig.load(configs).currency
     issued = read_issued(scores)
     features_cfg, _, tables = load_inputs(data, configs)
     horizons = recorded_horizons(issued.versions(), default=features_cfg.horizon_days)
@@ -585,7 +587,7 @@ def serve_cmd(
     from serving.models import ModelError, load_models
     from serving.store import SQLiteStore, StoreError
 
-    cfg = load_config(ServingConfig, configs / "serving.yaml")
+    cfg = ServingConfig.load(configs)
     key = os.environ.get(cfg.api_key_env)
     if key is not None and not key.strip():
         typer.secho(f"error: refusing to start: {empty_key_reason(cfg.api_key_env)}", fg="red", err=True)

@@ -34,14 +34,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analytics.config import LifecycleConfig
-from analytics.lifecycle import ACTION, CONTACT_AT, STAGE, lifecycle
 from features.build import build_features
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, parse_cutoff
 from features.io import atomic_path
 from features.sources import Tables
 from features.value import value_columns
+from modeling.lifecycle import ACTION, CONTACT_AT, STAGE, LifecycleConfig, lifecycle
 from serving.config import ServingConfig
 from serving.drift import DriftCheck, check, table_path
 from serving.models import Models
@@ -302,13 +301,9 @@ def _track(
 ) -> str:
     import mlflow
 
-    from features.runtime import artifact_root, tracking_uri
+    from modeling.tracking import use_experiment
 
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=artifact_root() if uri.startswith("sqlite:") else None)
-    mlflow.set_experiment(EXPERIMENT)
+    use_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"score-{as_of}") as run:
         mlflow.log_params(
             {
@@ -320,29 +315,8 @@ def _track(
             }
         )
         mlflow.log_metrics({**summary, "seconds": seconds, **drift.metrics()})
-        _log_value_plot(out, models)
         if drift.table is None:
             mlflow.set_tag("drift", f"not checked: {drift.note}")
         else:
             mlflow.log_artifact(str(table_path(out)))
     return run.info.run_id
-
-
-def _log_value_plot(out: Path, models: Models) -> None:
-    """The predicted values' distribution as ``plots/predicted_value.png`` in the scoring run (the report's plot)."""
-    import tempfile
-
-    import mlflow
-
-    from analytics.plotting import value_png
-
-    if models.value is None:
-        return
-    columns = ["predicted_value", "currency"]
-    scores = pd.read_parquet(out, columns=columns) if out.suffix == ".parquet" else pd.read_csv(out, usecols=columns)
-    values = scores["predicted_value"].to_numpy(dtype=np.float64)
-    png = value_png(values, currency=str(scores["currency"].iloc[0]), horizon_days=models.value.horizon_days)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "predicted_value.png"
-        path.write_bytes(png)
-        mlflow.log_artifact(str(path), artifact_path="plots")

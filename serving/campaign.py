@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.contract import CUSTOMER_ID, NO_OFFER
-from features.io import write_csv_atomic
+from features.io import read_scores, write_csv_atomic
 from serving.config import CampaignConfig
 
 VALUE_FIELDS = ("predicted_value", "value_at_risk")
@@ -122,13 +122,6 @@ def _over_budget(ids, paid, profit, value_at_risk, budget: CampaignConfig) -> np
     order = np.lexsort((ids[rows].astype(str), -np.nan_to_num(key, nan=-np.inf), first))
     over[rows[order[budget.max_offers :]]] = True
     return over
-
-
-def read_scores(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path, dtype={CUSTOMER_ID: "string"}, keep_default_na=False, na_values=[""])
-    return pd.read_parquet(path)
 
 
 def write_campaign(scores: str | Path, out: str | Path, budget: CampaignConfig | None = None) -> Campaign:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from features.config import ROOT, Frozen
+from features.config import ROOT, Frozen, load_config
+from modeling.lifecycle import LifecycleConfig
 
 
 class BatchConfig(Frozen):
@@ -42,11 +43,6 @@ class ServingConfig(Frozen):
     )
     offer_model: str | None = Field("retain-offers", description="registered offer model name; optional")
     alias: str = Field("champion", description="the alias the service and batch load")
-    risk_bands: tuple[float, ...] = Field((0.3, 0.6), description="band edges: low < e0 <= medium < e1 <= high")
-    at_risk_threshold: float = Field(0.5, gt=0, lt=1, description="lifecycle stage at_risk from this probability")
-    at_risk_action: str = Field(
-        "retention_offer", min_length=1, description="next_action of at_risk (analytics.yaml lifecycle.actions.at_risk)"
-    )
     currency: str = Field(
         "EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code of amounts and profits (the shop's own currency)"
     )
@@ -61,12 +57,14 @@ class ServingConfig(Frozen):
     batch: BatchConfig = BatchConfig()
     drift: DriftConfig = DriftConfig()
     campaign: CampaignConfig = CampaignConfig()
+    lifecycle: LifecycleConfig = Field(
+        LifecycleConfig(), description="from lifecycle.yaml: stages, risk bands, at_risk"
+    )
 
-    @model_validator(mode="after")
-    def _bands(self):
-        if list(self.risk_bands) != sorted(set(self.risk_bands)) or not all(0 < b < 1 for b in self.risk_bands):
-            raise ValueError(f"risk_bands must be increasing values in (0, 1), got {self.risk_bands}")
-        return self
+    @classmethod
+    def load(cls, folder: str | Path) -> ServingConfig:
+        """``serving.yaml`` with ``lifecycle.yaml`` as its ``lifecycle`` section."""
+        return load_config(cls, Path(folder) / "serving.yaml", lifecycle=Path(folder) / "lifecycle.yaml")
 
     @property
     def store_path(self) -> Path:

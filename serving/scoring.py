@@ -17,11 +17,11 @@ model every customer is unscored and the reason is the model's absence
 shops without a churn champion still get them.
 
 The lifecycle stage needs order and cart timestamps that a feature row does not
-carry, so callers pass the *base* stage (``analytics.lifecycle.lifecycle``
+carry, so callers pass the *base* stage (``modeling.lifecycle.lifecycle``
 without probabilities, which the batch job stores in the snapshot); the scorer
 adds the one rule that needs the model: a buyer whose base stage is inactive or
 active becomes ``at_risk`` at ``at_risk_threshold`` or above. That is exactly the
-rule order of ``analytics.lifecycle`` (at_risk comes after abandoned_cart,
+rule order of ``modeling.lifecycle`` (at_risk comes after abandoned_cart,
 new_buyer and lapsed, and needs an order). Without a base stage the stage is null.
 
 Customer value (``Models.value``, :func:`value_fields`) follows the churn rule: only
@@ -40,70 +40,33 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.lifecycle import RISK_BANDS
 from features.contract import CUSTOMER_ID, NO_OFFER
 from features.descriptions import sentences
 from features.value import EXPECTED_ORDERS, EXPECTED_ORDERS_12M, EXPECTED_SPEND_12M, NEXT_ORDER
+from modeling.churn_model import buyers
+from modeling.encoding import is_null
+from modeling.lifecycle import AT_RISK, at_risk, risk_bands
 from serving.config import ServingConfig
-from serving.models import ORDER_COUNT, Models
+from serving.models import Models
 
 BASE_STAGE = "lifecycle_base_stage"  # the stage without the churn rule, stored beside the features
 BASE_ACTION = "lifecycle_next_action"  # the base stage's next action (analytics.yaml lifecycle.actions)
 BASE_CONTACT = "lifecycle_contact_at"  # when to send it, ISO 8601 UTC text ("2026-06-30T02:00:00Z")
 LIFECYCLE_COLUMNS = (BASE_STAGE, BASE_ACTION, BASE_CONTACT)  # stored beside the features; not model inputs
 NO_FEATURES = "no usable features: every feature the models read is missing"
-OVERRIDABLE = frozenset({"inactive", "active"})  # buyers' stages after at_risk in analytics' rule order
-AT_RISK = "at_risk"
 NO_ORDER = "no order before the as-of date"
-
-
-def band_labels(edges: Sequence[float]) -> list[str]:
-    """analytics.lifecycle.risk_band's labels: low/medium/high for two edges, band_i otherwise."""
-    return list(RISK_BANDS) if len(edges) == 2 else [f"band_{i}" for i in range(len(edges) + 1)]
-
-
-def risk_bands(p: np.ndarray, edges: Sequence[float]) -> np.ndarray:
-    """Same bands as ``analytics.lifecycle.risk_band`` (left-closed), without pandas' per-call cost."""
-    labels = np.array(band_labels(edges), dtype=object)
-    return labels[np.searchsorted(np.asarray(edges, dtype=float), p, side="right")]
 
 
 def stages(base: Sequence | None, p: np.ndarray, threshold: float) -> np.ndarray:
     """The lifecycle stage: the base stage, or at_risk where the churn rule fires first (never for a null p)."""
     if base is None:
         return np.full(len(p), None, dtype=object)
-    base = np.array([None if _missing(s) else str(s) for s in base], dtype=object)
-    late = np.isin(base, list(OVERRIDABLE))
-    return np.where(late & (np.nan_to_num(p, nan=-np.inf) >= threshold), AT_RISK, base)
-
-
-def buyers(columns: Mapping, n: int) -> np.ndarray:
-    """Which rows have an order before the as-of date (``sales_orders_all`` > 0): the ones the churn model scores.
-
-    The one place this rule lives; a missing count (no orders table, or a request without it) is no order.
-    """
-    if ORDER_COUNT not in columns:
-        return np.zeros(n, dtype=bool)
-    values = columns[ORDER_COUNT]
-    if isinstance(values, pd.Series):
-        counts = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    elif isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
-        counts = values.astype(np.float64, copy=False)
-    else:
-        try:
-            counts = np.array([np.nan if _missing(v) else v for v in values], dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"feature {ORDER_COUNT!r}: expected a number or null ({exc})") from exc
-    return np.nan_to_num(counts, nan=0.0) > 0
-
-
-def _missing(v) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
+    return at_risk(np.array([None if is_null(s) else str(s) for s in base], dtype=object), p, threshold)
 
 
 def _value(v):
     """A feature value for output: numbers as float, NaN as None, text as text."""
-    if _missing(v):
+    if is_null(v):
         return None
     if isinstance(v, (bool, int, float, np.integer, np.floating)):
         return float(v)
@@ -255,7 +218,7 @@ class Scores:
                 "recommended_offer": self.recommended_offer[i],
                 "offer_unscored_reason": self.offer_unscored_reason[i],
             }
-            record.update({k: None if _missing(v[i]) else v[i] for k, v in value.items()})
+            record.update({k: None if is_null(v[i]) else v[i] for k, v in value.items()})
             record["currency"] = self.currency
             record.update({k: None if v != v else v for k, v in zip(keys, profits[i].tolist(), strict=True)})
             record["reasons"] = None if self.reasons is None else self.reasons.row(i)
@@ -361,7 +324,7 @@ def check_request(columns: Mapping, n: int, models: Models) -> None:
             continue
         allowed = levels.get(name)
         for i, v in enumerate(values):
-            if _missing(v):
+            if is_null(v):
                 continue
             if allowed is not None:
                 if not isinstance(v, str) or v not in allowed:
@@ -383,7 +346,7 @@ def usable(columns: Mapping, n: int, features: Sequence[str]) -> np.ndarray:
     for f in features:
         values = columns.get(f)
         if values is not None:
-            out |= np.array([not _missing(v) for v in values], dtype=bool)
+            out |= np.array([not is_null(v) for v in values], dtype=bool)
     return out
 
 
@@ -398,16 +361,16 @@ def _texts(columns: Mapping, name: str, n: int) -> np.ndarray:
     values = columns[name]
     if isinstance(values, pd.Series):
         return values.astype("string").to_numpy(dtype=object, na_value=None)
-    return np.array([None if _missing(v) else str(v) for v in values], dtype=object)
+    return np.array([None if is_null(v) else str(v) for v in values], dtype=object)
 
 
 def lifecycle_fields(columns: Mapping, n: int, stage: np.ndarray, as_of_values: np.ndarray, config: ServingConfig):
     """next_action and contact_at for the final stage: the base stage's from the lifecycle columns; at_risk (the
-    scorer's rule) gets ``config.at_risk_action``, at the base stage's time (the as-of instant), else the as-of date."""
+    scorer's rule) gets ``lifecycle.actions.at_risk``, at the base stage's time (the as-of instant), else the as-of date."""
     action, contact = _texts(columns, BASE_ACTION, n), _texts(columns, BASE_CONTACT, n)
     risky = stage == AT_RISK
     if risky.any():  # the base stage was inactive or active, contacted at the as-of instant: keep that time
-        action[risky] = config.at_risk_action
+        action[risky] = config.lifecycle.actions.at_risk
         unknown = risky & np.array([c is None for c in contact], dtype=bool)
         contact[unknown] = [None if d is None else _iso(pd.Timestamp(d)) for d in as_of_values[unknown]]
     return action, contact
@@ -420,7 +383,7 @@ def _numbers(columns: Mapping, name: str, n: int) -> np.ndarray:
     values = columns[name]
     if isinstance(values, pd.Series):
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.array([np.nan if _missing(v) else v for v in values], dtype=np.float64)
+    return np.array([np.nan if is_null(v) else v for v in values], dtype=np.float64)
 
 
 def next_order_dates(as_of_values: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -509,7 +472,7 @@ def score(
             why = top_reasons(contributions, X, columns, models, config.reasons_top_k, config.currency)
     offer_why = np.full(n, None, dtype=object)
     if models.offer is not None:
-        profit, chosen = models.offer.score(columns, n)
+        _, profit, chosen = models.offer.score(columns, n)
         profit = np.round(profit, 2)
         if not some.all():
             profit[~some] = np.nan
@@ -520,9 +483,9 @@ def score(
     else:
         offer_profit, chosen = {}, np.full(n, NO_OFFER, dtype=object)
     as_of_values = np.full(n, _day(as_of), dtype=object) if np.ndim(as_of) == 0 else np.array([_day(a) for a in as_of])
-    bands = risk_bands(np.nan_to_num(p), config.risk_bands)
+    bands = risk_bands(np.nan_to_num(p), config.lifecycle.risk_bands)
     bands[np.isnan(p)] = None
-    stage = stages(base_stage, p, config.at_risk_threshold)
+    stage = stages(base_stage, p, config.lifecycle.at_risk_threshold)
     action, contact = lifecycle_fields(columns, n, stage, as_of_values, config)
     value = value_fields(columns, n, p, as_of_values, models)
     return Scores(
@@ -547,7 +510,7 @@ def score(
 
 
 def _day(value) -> str | None:
-    if _missing(value):
+    if is_null(value):
         return None
     return pd.Timestamp(value).strftime("%Y-%m-%d") if not isinstance(value, str) else value
 

@@ -53,9 +53,9 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 from starlette.responses import JSONResponse
 
-from analytics.config import STAGES
-from features.config import CONFIG_DIR, load_config
+from features.config import CONFIG_DIR
 from features.runtime import quiet_telemetry
+from modeling.lifecycle import STAGES
 from serving.config import ServingConfig
 from serving.launch import empty_key_reason
 from serving.models import Models, load_models
@@ -89,7 +89,7 @@ REQUEST: contextvars.ContextVar[dict] = contextvars.ContextVar("retain_request")
 
 def current_config() -> ServingConfig:
     """configs/serving.yaml, or serving.yaml in the folder ``RETAIN_CONFIGS`` names; read when the service starts."""
-    return load_config(ServingConfig, Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)) / "serving.yaml")
+    return ServingConfig.load(Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)))
 
 
 CONFIG = current_config()  # only the worker count is needed before start-up

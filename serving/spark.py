@@ -39,12 +39,12 @@ import argparse
 import pandas as pd
 import pyarrow as pa
 
-from analytics.config import LifecycleConfig
 from features.build import learn_vocabulary
 from features.builders import lifetime
 from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID, CUSTOMERS, INTERESTS, OFFERS, ORDERS, TABLES, parse_cutoff
 from features.sources import check_tables
+from modeling.lifecycle import LifecycleConfig
 from serving.batch import snapshot_frame
 from serving.config import ServingConfig
 from serving.models import Models
@@ -318,7 +318,6 @@ def main(argv: list[str] | None = None) -> None:
     """spark-submit entry point: contract tables (or built feature rows) in Parquet, scores Parquet out."""
     from pyspark.sql import SparkSession
 
-    from analytics.config import AnalyticsConfig
     from features.config import CONFIG_DIR, load_config
     from serving.models import load_models
 
@@ -332,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", default=str(CONFIG_DIR), help="folder with serving.yaml, features.yaml, ...")
     parser.add_argument("--orphans", default="error", choices=["error", "drop"], help="rows of unknown customers")
     args = parser.parse_args(argv)
-    config = load_config(ServingConfig, f"{args.configs}/serving.yaml")
+    config = ServingConfig.load(args.configs)
     models = load_models(config)  # refuses (no champion at all, a broken one) before Spark starts
     spark = SparkSession.builder.appName("retain-scoring").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     if args.data:
@@ -342,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
             models=models,
             config=config,
             features=load_config(FeaturesConfig, f"{args.configs}/features.yaml"),
-            lifecycle_config=load_config(AnalyticsConfig, f"{args.configs}/analytics.yaml").lifecycle,
+            lifecycle_config=config.lifecycle,
             reasons=args.reasons,
             orphans=args.orphans,
         )

@@ -8,6 +8,17 @@ import pandas as pd
 import pytest
 
 CUTOFF = "2024-05-10"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def copy_configs(folder: Path, **files: str) -> Path:
+    """The repository's settings files in ``folder``, with ``files`` (``serving="workers: 1"``) written over them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for src in CONFIGS.glob("*.yaml"):
+        (folder / src.name).write_text(src.read_text())
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(text)
+    return folder
 
 
 def tiny_frames() -> dict[str, pd.DataFrame]:

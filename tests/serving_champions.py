@@ -3,7 +3,7 @@
 The churn champion comes from the real pipeline (``training.train.train_churn``)
 on small demo data, in a temporary MLflow SQLite store. The offer champion comes
 from ``training.offers.train_offers`` when it runs; while it does not, a small
-S-learner is logged in the very format ``serving.offer_predictor`` defines, so the
+S-learner is logged in the very format ``modeling.offer_model`` defines, so the
 serving code is exercised against the same artifact layout. Only tests import
 training; ``serving/`` never does.
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.config import FeaturesConfig, OfferCatalog
+from tests.conftest import copy_configs
 
 AS_OF = "2026-06-01"
 N_CUSTOMERS = 2500
@@ -48,8 +49,8 @@ def champions(root: Path) -> Champions:
     if "c" in _CACHE:
         os.environ["MLFLOW_TRACKING_URI"] = _CACHE["c"].uri
         return _CACHE["c"]
-    from features.demo_data import generate, write
     from features.runtime import quiet_telemetry
+    from simulator.demo_data import generate, write
 
     quiet_telemetry()
     uri = f"sqlite:///{root}/mlflow.db"
@@ -62,13 +63,8 @@ def champions(root: Path) -> Champions:
     tables = load_tables(data_dir, offers=catalog.names)
     _train_churn(tables, root)
     source = _offer_champion(tables, catalog, root)
-    configs = root / "configs"
-    configs.mkdir(exist_ok=True)
     store = root / "store.sqlite"
-    (configs / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
-    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
-        src = Path(__file__).resolve().parents[1] / "configs" / name
-        (configs / name).write_text(src.read_text())
+    configs = copy_configs(root / "configs", serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
     _CACHE["c"] = Champions(root, uri, data_dir, configs, store, source)
     return _CACHE["c"]
 
@@ -135,11 +131,11 @@ def offer_only(root: Path) -> Champions:
     """
     if "offer_only" in _CACHE:
         return _CACHE["offer_only"]
-    from features.demo_data import generate
     from features.runtime import quiet_telemetry
     from features.sources import load_tables
     from serving.config import ServingConfig
     from serving.models import load_models
+    from simulator.demo_data import generate
     from training.offers import OfferModelConfig, train_offers
 
     quiet_telemetry()
@@ -153,12 +149,8 @@ def offer_only(root: Path) -> Champions:
             frame.to_parquet(data_dir / f"{name}.parquet", index=False)
     catalog = OfferCatalog()
     tables = load_tables(data_dir, offers=catalog.names)
-    configs = root / "configs"
-    configs.mkdir()
     store = root / "store.sqlite"
-    (configs / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
-    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
-        (configs / name).write_text((Path(__file__).resolve().parents[1] / "configs" / name).read_text())
+    configs = copy_configs(root / "configs", serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
     uri = f"sqlite:///{root}/mlflow.db"
     with registry(uri):
         config = OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers")
@@ -211,7 +203,7 @@ def _stand_in_offer(tables, catalog: OfferCatalog, root: Path) -> None:
 
     from features.build import build_features, feature_columns
     from features.contract import CUSTOMER_ID
-    from serving.offer_predictor import ARM_COLUMN, OfferPolicyModel, arm_frame, save_model
+    from modeling.offer_model import ARM_COLUMN, OfferPolicyModel, arm_frame, save_model
 
     offers = tables.offers.copy()
     arms = ["none", *catalog.names]
@@ -273,12 +265,11 @@ def score_batch(config, tables, models, out: Path, **kw):
 def with_snapshot(champ: Champions) -> Champions:
     """The champions with their feature snapshot: scores the shop once (as ``retain score`` would) if it is absent."""
     if not champ.store.exists():
-        from features.config import load_config
         from features.sources import load_tables
         from serving.config import ServingConfig
         from serving.models import load_models
 
-        config = load_config(ServingConfig, champ.configs / "serving.yaml")
+        config = ServingConfig.load(champ.configs)
         tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
         score_batch(config, tables, load_models(config), champ.root / "scores.parquet", store=champ.store)
     return champ

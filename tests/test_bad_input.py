@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retain.cli import app
-from tests.conftest import CUTOFF
+from tests.conftest import CUTOFF, copy_configs
 
 
 def run_build(data_dir: Path, tmp_path: Path, *extra: str):
@@ -137,8 +137,7 @@ def test_a_truly_empty_file_is_named(data_dir, tmp_path):
 
 def test_orphans_can_be_dropped_with_a_warning(data_dir, tmp_path, caplog):
     rewrite(data_dir, "orders", set_cell("customer_id", 0, "zed"))
-    (data_dir.parent / "configs").mkdir()
-    (data_dir.parent / "configs" / "features.yaml").write_text("orphans: drop\n")
+    copy_configs(data_dir.parent / "configs", features="orphans: drop\n")
     result, out = run_build(data_dir, tmp_path, "--configs", str(data_dir.parent / "configs"))
     assert result.exit_code == 0, result.output
     assert out.exists()
@@ -159,9 +158,7 @@ def test_cutoff_is_required(data_dir, tmp_path):
 
 
 def test_a_bad_setting_names_the_file_and_exits_2(data_dir, tmp_path):
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "features.yaml").write_text('date_format: "mdY"\n')
+    configs = copy_configs(tmp_path / "configs", features='date_format: "mdY"\n')
     result, out = run_build(data_dir, tmp_path, "--configs", str(configs))
     assert result.exit_code == 2 and "features.yaml" in result.output and "date_format" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit) and not out.exists()
@@ -172,8 +169,7 @@ def test_the_configured_date_format_reaches_the_loader(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "orders.csv").write_text("customer_id,ordered_at,amount\na,02/03/2024,10\nb,05/04/2024,20\n")
-    configs = tmp_path / "configs"
-    configs.mkdir()
+    configs = copy_configs(tmp_path / "configs")
     out = tmp_path / "features.parquet"
     args = ["build-features", "--data", str(data), "--cutoff", "2024-03-03", "--out", str(out)]
     refused = CliRunner().invoke(app, args)

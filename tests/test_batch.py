@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.config import load_config
 from features.sources import load_tables
 from serving.batch import EXPERIMENT
 from serving.config import ServingConfig
 from serving.models import load_models
 from serving.scoring import NO_ORDER
 from serving.store import SQLiteStore
+from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, score_args, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def champ(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def setup(champ):
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    config = ServingConfig.load(champ.configs)
     tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
     return config, tables, load_models(config)
 
@@ -170,11 +170,7 @@ def test_score_command_with_only_an_offer_champion(tmp_path_factory, tmp_path):
 
 
 def test_score_command_refuses_when_neither_champion_is_registered(champ, tmp_path):
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
-        (configs / name).write_text((champ.configs / name).read_text())
-    (configs / "serving.yaml").write_text("churn_model: not-trained\noffer_model: not-offered\n")
+    configs = copy_configs(tmp_path / "configs", serving="churn_model: not-trained\noffer_model: not-offered\n")
     done = _score_cli(champ, tmp_path, configs, champ.uri, "--no-store")
     assert done.returncode == 2
     assert "no not-trained@champion" in done.stderr and "no not-offered@champion" in done.stderr

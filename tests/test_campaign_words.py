@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from features.build import build_features
-from features.demo_data import generate
 from features.descriptions import UNITS, describe, money, sentence
 from features.sources import check_tables
+from simulator.demo_data import generate
 
 
 @pytest.fixture(scope="module")

@@ -110,8 +110,8 @@ def test_train_churn_on_seven_months_of_a_shop_with_text_attributes(tmp_path, mo
     text attributes included (they are categories on both sides of the join), through the CLI."""
     from typer.testing import CliRunner
 
-    from features.demo_data import generate
     from retain.cli import app
+    from simulator.demo_data import generate
 
     demo = generate(n_customers=3000, seed=5)
     orders = demo.tables["orders"]

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from features.config import FeaturesConfig
-from features.demo_data import generate
 from features.labels import LABEL
 from features.sources import check_tables
+from simulator.demo_data import generate
 from training.churn import InsufficientData, check_minimum
 from training.config import MinimumData
 from training.datasets import (

@@ -12,8 +12,8 @@ from filelock import FileLock
 
 from features.build import build_features
 from features.config import FeaturesConfig
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 from training.config import ChurnConfig
 from training.datasets import CutoffPlan, as_model_frame, build_panel, plan_for
 from training.evaluate import metrics

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from features.config import CONFIG_DIR, OfferCatalog, load_config
-from features.demo_data import ARM_PROBS, ARMS, generate, oracle_policy, write
 from features.labels import churn_labels
 from features.sources import check_tables, load_tables
+from simulator.demo_data import ARM_PROBS, ARMS, generate, oracle_policy, write
 
 N = 4000
 CATALOG = load_config(OfferCatalog, CONFIG_DIR / "offers.yaml")
@@ -71,7 +71,7 @@ def test_segments_are_mostly_revealed_by_what_the_shop_sees(demo):
 
 
 def test_campaigns_reach_only_recently_active_customers(demo, tables):
-    from features.demo_data import ACTIVE_DAYS
+    from simulator.demo_data import ACTIVE_DAYS
 
     offers = tables.offers
     orders = tables.orders[["customer_id", "ordered_at"]]

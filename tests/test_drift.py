@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2
 
-from serving.drift import MISSING, OTHER, Reference, drift_table, fit_bins, psi, reference, table_path, threshold
+from modeling.drift import MISSING, OTHER, Reference, fit_bins, psi, reference, threshold
+from serving.drift import drift_table, table_path
 
 ALARM, CONFIDENCE = 0.25, 0.99
 

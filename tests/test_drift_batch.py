@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from features.config import load_config
+from modeling.drift import REFERENCE_FILE, Reference
 from retain.cli import app
 from serving.batch import EXPERIMENT
 from serving.config import ServingConfig
-from serving.drift import COLUMNS, REFERENCE_FILE, Reference
+from serving.drift import COLUMNS
 from serving.models import load_models
 from tests.serving_champions import AS_OF, champions, registry
 
@@ -37,7 +37,7 @@ def _test_cutoff(champ) -> str:
 def test_train_churn_keeps_the_reference_with_the_models_files_and_on_its_run(champ):
     ref = Reference.from_json((champ.root / "churn" / REFERENCE_FILE).read_text())
     assert (champ.root / "churn" / "challenger" / REFERENCE_FILE).exists()
-    models = load_models(load_config(ServingConfig, champ.configs / "serving.yaml"))
+    models = load_models(ServingConfig.load(champ.configs))
     assert tuple(b.feature for b in ref.bins) == models.churn.features  # what the churn model reads, in its order
     run_id = mlflow.MlflowClient().get_model_version("retain-churn", models.churn.version).run_id
     logged = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(run_id)}

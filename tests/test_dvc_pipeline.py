@@ -59,8 +59,8 @@ def covered(file: str, deps: list[str]) -> bool:
 @pytest.mark.parametrize(
     ("stage", "starts"),
     [
-        ("churn_train", ("training/train.py", "training/churn_pyfunc.py", "training/registry.py")),
-        ("offers_train", ("training/offers.py", "training/offer_pyfunc.py", "training/offer_registry.py")),
+        ("churn_train", ("training/train.py", "modeling/churn_pyfunc.py", "training/registry.py")),
+        ("offers_train", ("training/offers.py", "modeling/offer_pyfunc.py", "training/offer_registry.py")),
         ("churn_features", ("training/datasets.py",)),
     ],
 )
@@ -72,8 +72,8 @@ def test_stage_deps_cover_the_code_that_defines_the_model(stage, starts):
 
 
 def test_churn_deps_name_the_models_class():
-    assert "serving/prior_boosting.py" in STAGES["churn_train"]["deps"]
-    assert "serving/offer_predictor.py" in STAGES["offers_train"]["deps"]
+    assert "modeling/prior_boosting.py" in STAGES["churn_train"]["deps"]
+    assert "modeling/offer_model.py" in STAGES["offers_train"]["deps"]
 
 
 def test_every_step_is_a_stage_and_reads_what_the_one_before_writes():
@@ -90,7 +90,8 @@ def test_every_step_is_a_stage_and_reads_what_the_one_before_writes():
 
 
 def test_the_drift_files_are_stage_outputs_where_the_code_writes_them():
-    from serving.drift import REFERENCE_FILE, table_path
+    from modeling.drift import REFERENCE_FILE
+    from serving.drift import table_path
 
     for folder in ("models/churn", "models/churn/challenger"):
         assert f"{folder}/{REFERENCE_FILE}" in STAGES["churn_train"]["outs"]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from features.config import load_config
 from serving import batch
 from serving.batch import BatchError, output_lock
 from serving.config import ServingConfig
@@ -22,7 +21,7 @@ def setup(tmp_path_factory):
     from serving.models import load_models
 
     c = champions(tmp_path_factory.mktemp("batch-faults"))
-    config = load_config(ServingConfig, c.configs / "serving.yaml")
+    config = ServingConfig.load(c.configs)
     tables = load_tables(c.data_dir, offers=("free_shipping", "discount_20"))
     return config, tables, load_models(config)
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from features.build import build_features
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 
 
 @pytest.mark.slow

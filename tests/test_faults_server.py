@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from serving import launch
+from tests.conftest import copy_configs
 from tests.serving_champions import champions, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,11 +33,7 @@ def champ(tmp_path_factory):
 
 
 def _configs(folder: Path, store: Path, extra: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n{extra}")
-    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
-        shutil.copy(ROOT / "configs" / name, folder / name)
-    return folder
+    return copy_configs(folder, serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n{extra}")
 
 
 @contextlib.contextmanager

@@ -15,6 +15,7 @@ from unittest import mock
 
 import pytest
 
+from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, register_version, serve_checked, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,10 +36,8 @@ def ids(champ):
 
 
 def _configs(tmp_path: Path, store: Path, extra: str = "") -> Path:
-    configs = tmp_path / "configs"
-    configs.mkdir(exist_ok=True)
-    (configs / "serving.yaml").write_text(f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n{extra}")
-    return configs
+    serving = f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n{extra}"
+    return copy_configs(tmp_path / "configs", serving=serving)
 
 
 @contextlib.contextmanager

@@ -6,9 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.config import LifecycleConfig
-from analytics.lifecycle import lifecycle, risk_band
 from features.sources import check_tables
+from modeling.lifecycle import LifecycleConfig, lifecycle, risk_band
 
 AS_OF = pd.Timestamp("2024-06-01 12:00")
 H, D, S = pd.Timedelta(hours=1), pd.Timedelta(days=1), pd.Timedelta(seconds=1)

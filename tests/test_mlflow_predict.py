@@ -77,13 +77,12 @@ def test_churn_champion_predicts_in_plain_mlflow(champ, tmp_path):
 
 
 def test_offer_champion_predicts_in_plain_mlflow(champ, tmp_path):
-    from serving.offer_predictor import load_model, score_offers
+    from modeling.offer_model import OfferModel
 
     mlflow.set_tracking_uri(champ.uri)
     local, example = _example("retain-offers", tmp_path)
     predicted = pd.DataFrame(_predict_cli("retain-offers", example, champ.uri, tmp_path))
-    boosters, spec = load_model(local / "artifacts" / "offer_model")
-    expected = score_offers(boosters, spec, _frame(example))
+    expected = OfferModel.load(local / "artifacts" / "offer_model").table(_frame(example))
     assert predicted["offer"].tolist() == expected["offer"].tolist()
     np.testing.assert_allclose(predicted["profit_free_shipping"], expected["profit_free_shipping"], rtol=1e-9)
 

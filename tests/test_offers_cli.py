@@ -100,13 +100,14 @@ def test_registered_pyfunc_scores_what_build_features_writes(one_day, tmp_path, 
     assert built.exit_code == 0, built.output
     frame = pd.read_parquet(features)
     model = mlflow.pyfunc.load_model("models:/retain-offers@champion")
-    spec = model.unwrap_python_model().spec_
+    spec = model.unwrap_python_model().model.spec
     categorical = [c for c in spec["features"] if isinstance(frame[c].dtype, pd.CategoricalDtype)]
     assert categorical, "build-features should write category columns for this log"
     scored = model.predict(frame)
     assert len(scored) == len(frame) and set(scored["offer"]) <= set(spec["arms"])
     # the pyfunc gives what the model's own scoring gives on the same frame
-    from serving.offer_predictor import score_offers
+    from modeling.offer_model import OfferModel
 
-    direct = score_offers(model.unwrap_python_model().boosters_, spec, frame)
+    inner = model.unwrap_python_model().model
+    direct = OfferModel.from_parts(inner.boosters, spec).table(frame)
     pd.testing.assert_series_equal(scored["offer"].reset_index(drop=True), direct["offer"].reset_index(drop=True))

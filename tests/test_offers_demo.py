@@ -8,8 +8,8 @@ import mlflow
 import pytest
 
 from features.config import CONFIG_DIR, OfferCatalog, load_config
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 from training.offer_registry import champion_gain
 from training.offers import OfferModelConfig, train_offers
 from training.registry import input_example

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from features.config import Offer, OfferCatalog
-from serving.offer_predictor import choose, expected_rewards, incremental_profit
+from modeling.economics import choose, expected_rewards, incremental_profit
 from training.offpolicy import dr_scores, ipw_scores, qini_summary, realized_reward, uplift_curve
 from training.policy import apply_budget, check_against_constant, decide
 

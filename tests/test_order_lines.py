@@ -14,6 +14,7 @@ from features.config import FeaturesConfig
 from features.contract import ContractError, parse_time
 from features.sources import check_tables, load_tables
 from retain.cli import app
+from tests.conftest import copy_configs
 
 BOM = "\ufeff"
 
@@ -131,9 +132,7 @@ def test_a_declared_encoding_reads_the_file(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
     (data / "customers.csv").write_bytes("customer_id,region\na,Köln\n".encode("latin-1"))
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "features.yaml").write_text("encoding: latin-1\n")
+    configs = copy_configs(tmp_path / "configs", features="encoding: latin-1\n")
     result, out = run_build(data, tmp_path, "--configs", str(configs))
     assert result.exit_code == 0, result.output
     assert list(pd.read_parquet(out)["demo_region"]) == ["Köln"]
@@ -143,9 +142,7 @@ def test_an_unknown_encoding_is_a_bad_setting(tmp_path):
     data = tmp_path / "d"
     data.mkdir()
     (data / "customers.csv").write_text("customer_id\na\n")
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "features.yaml").write_text("encoding: klingon\n")
+    configs = copy_configs(tmp_path / "configs", features="encoding: klingon\n")
     result, _ = run_build(data, tmp_path, "--configs", str(configs))
     assert result.exit_code == 2 and "klingon" in result.output and "features.yaml" in result.output
 

@@ -11,8 +11,8 @@ import pytest
 
 from features.build import build_features, learn_vocabulary
 from features.config import FeaturesConfig
-from features.demo_data import generate
 from features.sources import check_tables
+from simulator.demo_data import generate
 
 CUTOFF = "2026-03-01"
 # few levels and interests, so that folding into "other" and the choice of interests matter

@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
+from modeling.prior_boosting import Prior, PriorBoostedLGBM, prior_log_odds
 from serving.models import load_churn
-from serving.prior_boosting import Prior, PriorBoostedLGBM, prior_log_odds
 from training.registry import log_model, register, start_tracking
 
 PRIOR = "lifetime_p_no_order_90d"

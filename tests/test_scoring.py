@@ -11,15 +11,14 @@ import pandas as pd
 import pytest
 
 from analytics.config import AnalyticsConfig
-from analytics.lifecycle import lifecycle, risk_band
-from features.config import FeaturesConfig, load_config
+from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID
 from features.descriptions import sentence
 from features.sources import load_tables
+from modeling.lifecycle import Actions, LifecycleConfig, lifecycle, risk_band
 from serving.batch import snapshot_frame
 from serving.config import ServingConfig
 from serving.models import ModelError, Models, NoChampion, load_models
-from serving.offer_predictor import score_offers
 from serving.scoring import BASE_STAGE, NO_ORDER, risk_bands, score, score_frame, unknown_record
 from tests.serving_champions import AS_OF, champions, offer_only, registry
 
@@ -31,7 +30,7 @@ def champ(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def config(champ):
-    return load_config(ServingConfig, champ.configs / "serving.yaml")
+    return ServingConfig.load(champ.configs)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def test_fast_path_equals_the_logged_models(champ, models, frame):
     assert scored["churn_probability"][~buyer].isna().all()
     assert models.offer is not None
     inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
-    reference = score_offers(inner.boosters_, inner.spec_, frame)
+    reference = inner.model.table(frame)
     for offer in models.offer.offers:
         np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"].round(2), atol=1e-12)
     assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
@@ -81,9 +80,7 @@ def test_fast_path_equals_the_logged_models(champ, models, frame):
 
 def test_lifecycle_stage_matches_analytics_with_probabilities(tables, models, frame):
     cfg = AnalyticsConfig().lifecycle
-    scored = score_frame(
-        frame, as_of=AS_OF, models=models, config=ServingConfig(at_risk_threshold=cfg.at_risk_threshold)
-    )
+    scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig(lifecycle=cfg))
     prob = scored.set_index(CUSTOMER_ID)["churn_probability"]
     expected = lifecycle(tables, as_of=AS_OF, churn_probability=prob, config=cfg).set_index(CUSTOMER_ID)
     got = scored.set_index(CUSTOMER_ID)["lifecycle_stage"]
@@ -223,7 +220,7 @@ def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factor
     assert scored["churn_probability"].isna().all() and (scored["churn_unscored_reason"] == reason).all()
     assert (scored["churn_model_version"] == reason).all()
     assert scored["offer_model_version"].str.startswith("retain-offers v").all()
-    reference = score_offers(*inner, frame)
+    reference = inner.table(frame)
     for offer in ("free_shipping", "discount_20"):
         np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"].round(2), atol=1e-12)
     assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
@@ -234,11 +231,11 @@ def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factor
 
 
 def mlflow_offer(models):
-    """The registered offer model's boosters and spec, through MLflow's own loader."""
+    """The registered offer model, through MLflow's own loader."""
     import mlflow.pyfunc
 
     inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
-    return inner.boosters_, inner.spec_
+    return inner.model
 
 
 def test_refuses_features_that_do_not_match_the_model(models, frame):
@@ -275,7 +272,7 @@ def test_models_object_is_what_every_path_shares(models):
 def test_next_action_and_contact_at_follow_the_lifecycle_rules(tables, models, frame):
     """Every scored customer carries the analytics rules' stage, next action and contact time (at_risk included)."""
     cfg = AnalyticsConfig().lifecycle
-    config = ServingConfig(at_risk_threshold=cfg.at_risk_threshold, at_risk_action=cfg.actions.at_risk)
+    config = ServingConfig(lifecycle=cfg)
     scored = score_frame(frame, as_of=AS_OF, models=models, config=config).set_index(CUSTOMER_ID)
     expected = lifecycle(tables, as_of=AS_OF, churn_probability=scored["churn_probability"], config=cfg)
     expected = expected.set_index(CUSTOMER_ID).reindex(scored.index)
@@ -328,7 +325,7 @@ def test_at_risk_keeps_the_as_of_instant_of_its_base_stage():
     columns = {BASE_ACTION: ["new_arrivals", "motivating_offer", "cart_reminder"]}
     columns[BASE_CONTACT] = ["2026-06-01T14:00:00Z", None, "2026-06-01T16:00:00Z"]
     stage = np.array(["at_risk", "at_risk", "abandoned_cart"], dtype=object)
-    config = ServingConfig(at_risk_action="call_them")
+    config = ServingConfig(lifecycle=LifecycleConfig(actions=Actions(at_risk="call_them")))
     action, contact = lifecycle_fields(columns, 3, stage, np.array(["2026-06-01"] * 3, dtype=object), config)
     assert list(action) == ["call_them", "call_them", "cart_reminder"]
     assert list(contact) == ["2026-06-01T14:00:00Z", "2026-06-01T00:00:00Z", "2026-06-01T16:00:00Z"]

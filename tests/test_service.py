@@ -16,6 +16,7 @@ import pytest
 
 from serving import launch
 from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
+from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, register_version, serve_checked, with_snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,10 +297,7 @@ def test_offer_only_registry_over_http(tmp_path_factory):
 
 
 def _configs(tmp_path: Path, champ, serving_yaml: str) -> Path:
-    configs = tmp_path / "configs"
-    configs.mkdir()
-    (configs / "serving.yaml").write_text(f"store: {champ.store}\nworkers: 1\n{serving_yaml}")
-    return configs
+    return copy_configs(tmp_path / "configs", serving=f"store: {champ.store}\nworkers: 1\n{serving_yaml}")
 
 
 def test_without_any_champion_the_service_answers_503_with_the_reason_until_a_reload(champ, tmp_path, monkeypatch):

@@ -12,11 +12,11 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from features.config import load_config
 from features.sources import load_tables
 from serving.config import ServingConfig
 from serving.models import load_models
 from serving.scoring import NO_ORDER, VALUE_FIELDS
+from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, build_settings, champions, offer_only, registry, score_batch
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def champ(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(champ):
     """(serving config, champion models, demo tables): what every test here scores with."""
-    config = load_config(ServingConfig, champ.configs / "serving.yaml")
+    config = ServingConfig.load(champ.configs)
     return config, load_models(config), load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
 
 
@@ -61,8 +61,7 @@ def test_http_batch_and_spark_agree(loaded, tmp_path):
 
     ids = by_batch.index[:40].tolist()
     before = os.environ.get("RETAIN_CONFIGS")
-    (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "serving.yaml").write_text(f"store: {store}\nworkers: 1\n")
+    copy_configs(tmp_path / "configs", serving=f"store: {store}\nworkers: 1\n")
     os.environ["RETAIN_CONFIGS"] = str(tmp_path / "configs")
     try:
         with TestClient(Retain.to_asgi()) as client:
@@ -149,7 +148,7 @@ def test_spark_submit_scores_offers_with_only_an_offer_champion(tmp_path_factory
 
     oo = offer_only(tmp_path_factory.mktemp("offer-only"))
     tables = load_tables(oo.data_dir, offers=("free_shipping", "discount_20"))
-    config = load_config(ServingConfig, oo.configs / "serving.yaml")
+    config = ServingConfig.load(oo.configs)
     out = tmp_path / "spark-scores"
     with registry(oo.uri):
         models = load_models(config)

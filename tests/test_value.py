@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import bgnbd, demo_data, gamma_gamma
+from features import bgnbd, gamma_gamma
 from features.build import build_features
 from features.config import FeaturesConfig
 from features.sources import check_tables
 from features.value import VALUE_COLUMNS, value_frame
-from serving.value_model import HISTORICAL_FEATURES, ValueModel
+from modeling.value_model import HISTORICAL_FEATURES, ValueModel
+from simulator import demo_data
 from training.value import choose, value_metrics, value_report
 
 CDNOW = (0.243, 4.414, 0.793, 2.426)  # FHL (2005) BG/NBD parameters on the CDNOW cohort
@@ -46,7 +47,7 @@ def test_value_model_save_load_round_trip_predicts_identically(tmp_path):
     rows = _rows()
     features = ("sales_revenue_all", "sales_days_since_first_order", "demo_region")
     levels = {"demo_region": {"north": 0, "south": 1}}
-    from serving.models import encode
+    from modeling.encoding import encode
 
     X = np.tile(encode(rows, 4, features, levels), (20, 1))
     y = np.tile([120.0, 0.0, 10.0, 0.0], 20)

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from features.value import EXPECTED_ORDERS, EXPECTED_ORDERS_12M, EXPECTED_SPEND, EXPECTED_SPEND_12M, NEXT_ORDER
+from modeling.churn_model import ChurnModel, Interpolated
+from modeling.value_model import HISTORICAL_FEATURES, ValueModel
 from serving.config import ServingConfig
-from serving.models import ChurnModel, Interpolated, Models
+from serving.models import Models
 from serving.scoring import NO_ORDER, VALUE_FIELDS, next_order_dates, score, score_frame
-from serving.value_model import HISTORICAL_FEATURES, ValueModel
 
 FEATURES = ("sales_orders_all", *HISTORICAL_FEATURES)
 NO_VALUE = "no value model: retain-churn v1 was trained without one"

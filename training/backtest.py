@@ -29,10 +29,10 @@ from mlflow.tracking import MlflowClient
 from scipy.stats import spearmanr
 
 from features.contract import CUSTOMER_ID, ContractError, parse_cutoff
+from features.io import read_scores
 from features.labels import churn_labels, spend_after
 from features.runtime import tracking_uri
 from features.sources import Tables
-from serving.campaign import read_scores
 from training import plots
 from training.datasets import DAY, data_span
 from training.evaluate import bootstrap_interval, bootstrap_report, rate_interval

@@ -1,6 +1,6 @@
 """Fit the churn model: LightGBM with early stopping, calibrated on held-out rows.
 
-The trees may start from a prior's log-odds (``serving.prior_boosting``): from a
+The trees may start from a prior's log-odds (``modeling.prior_boosting``): from a
 constant, from BG/NBD's P(no order in the horizon), or from an RFM logistic
 regression fitted on the training rows. All three are fitted and the one that
 ranks the held-out calibration rows best is kept, so the model starts where the
@@ -36,7 +36,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from features.contract import CUSTOMER_ID
-from serving.prior_boosting import Prior, PriorBoostedLGBM, transform
+from modeling.prior_boosting import Prior, PriorBoostedLGBM, transform
 from training.config import ChurnConfig, LgbmParams, MinimumData
 from training.datasets import CUTOFF, Rows
 from training.evaluate import roc_auc

@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.contract import CUSTOMER_ID
 from features.io import write_text_atomic
-from serving.drift import REFERENCE_FILE, reference
+from modeling.drift import REFERENCE_FILE, reference
 from training.datasets import CUTOFF, Rows
 
 

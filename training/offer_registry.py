@@ -23,7 +23,8 @@ import pandas as pd
 from features.config import ROOT, OfferCatalog
 from features.contract import CUSTOMER_ID, OFFERS
 from features.io import write_text_atomic
-from serving.offer_predictor import save_model
+from modeling.offer_model import OfferModel
+from modeling.tracking import pip_requirements
 from training.offpolicy import plot_uplift
 
 if TYPE_CHECKING:
@@ -31,10 +32,16 @@ if TYPE_CHECKING:
     from training.offers import OfferModelConfig, OfferTrainingResult
 
 GATE_METRIC = "test_dr_gain"
-PYFUNC_FILE = "training/offer_pyfunc.py"  # models-from-code: the pyfunc, no pickled class
+PYFUNC_FILE = "modeling/offer_pyfunc.py"  # models-from-code: the pyfunc, no pickled class
 # what the pyfunc imports, copied into the model's code/ folder
-OFFER_CODE = ("serving/offer_predictor.py", "features/config.py", "features/contract.py")
-REQUIREMENTS = ("mlflow", "lightgbm", "pandas", "numpy", "pydantic", "pyyaml", "duckdb", "pyarrow")
+OFFER_CODE = (
+    "modeling/offer_model.py",
+    "modeling/economics.py",
+    "modeling/encoding.py",
+    "modeling/errors.py",
+    "features/config.py",
+    "features/contract.py",
+)
 # the run artifacts that make up models/offers/ (besides the model folder)
 FILES = ("metrics.json", "policies.csv", "learners.csv", "model_card.md", "qini.png", "plots")
 
@@ -126,7 +133,6 @@ def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelC
     """Everything the run decided, the pyfunc, its registration and the gate; sets ``run_id`` and ``promoted``."""
     import mlflow
 
-    from serving.offer_predictor import score_offers
     from training.config import Gate
     from training.registry import (
         TEST_CUTOFF_TAG,
@@ -171,14 +177,15 @@ def record_run(result: OfferTrainingResult, rows: OfferRows, config: OfferModelC
     result.run_id = run.info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = save_model(result.boosters, result.spec, tmp / "offer_model")
+        model = OfferModel.from_parts(result.boosters, result.spec)
+        folder = model.save(tmp / "offer_model")
         example = input_example(rows.frame[rows.features])
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ROOT / PYFUNC_FILE),
             artifacts={"offer_model": str(folder)},
             code_paths=code_folder(OFFER_CODE, tmp / "code"),
-            signature=offer_signature(example, score_offers(result.boosters, result.spec, example)),
+            signature=offer_signature(example, model.table(example)),
             input_example=example,
             pip_requirements=pip_requirements(),
         )
@@ -243,9 +250,10 @@ def champion_gain(model_uri: str, holdout: dict, mask: np.ndarray | None = None)
 
     frame = holdout["frame"] if mask is None else holdout["frame"][mask]
     model = mlflow.pyfunc.load_model(model_uri)
-    features = model.unwrap_python_model().spec_["features"]
+    spec = model.unwrap_python_model().model.spec
+    features = spec["features"]
     chosen = model.predict(input_example(frame[features], n=len(frame)))["offer"].to_numpy()
-    arms = list(model.unwrap_python_model().spec_["arms"])
+    arms = list(spec["arms"])
     return _gain(np.array([arms.index(c) for c in chosen]), holdout, mask)
 
 
@@ -304,13 +312,13 @@ def write_outputs(result: OfferTrainingResult, out_dir: Path, *, model_name: str
     clean_staging(out_dir)
     with staging(out_dir) if model_name is None else staged(out_dir / CHALLENGER_DIR) as stage:
         _write_files(result, stage)
-        save_model(result.boosters, result.spec, stage / "model")
+        OfferModel.from_parts(result.boosters, result.spec).save(stage / "model")
     if model_name is not None:
         champion_files(model_name, out_dir, FILES, _offer_model_folder)
 
 
 def _offer_model_folder(champ, dst: Path) -> None:
-    """The champion's booster folder (what ``serving.offer_predictor.load_model`` reads)."""
+    """The champion's booster folder (what ``modeling.offer_model.OfferModel.load`` reads)."""
     import shutil
 
     import mlflow
@@ -318,10 +326,3 @@ def _offer_model_folder(champ, dst: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(f"models:/{champ.name}/{champ.version}", dst_path=tmp)
         shutil.copytree(Path(local) / "artifacts" / "offer_model", dst)
-
-
-def pip_requirements() -> list[str]:
-    """Pinned from the running environment: MLflow's inference would cost seconds per model."""
-    import importlib.metadata as md
-
-    return [f"{name}=={md.version(name)}" for name in REQUIREMENTS]

@@ -35,12 +35,13 @@ from pydantic import Field, field_validator
 from features.config import FeaturesConfig, Frozen, OfferCatalog
 from features.contract import CUSTOMER_ID, OFFERS
 from features.sources import Tables
-from serving.offer_predictor import expected_rewards, order_values
+from modeling.economics import best_arms, expected_rewards, true_rewards
+from modeling.offer_model import order_values
 from training.offer_registry import campaign_window, log_settings, record_run, write_outputs
 from training.offer_rows import ARM, ROW, OfferRows, logged_propensity, offer_training_rows, realized_order_value
 from training.offer_split import Holdout, check_arms, choose_holdout, describe_days, split_random
 from training.offer_value import ConversionValue, conversion_value
-from training.offpolicy import evaluate_policies, qini_summary, realized_reward, true_rewards, uplift_curve
+from training.offpolicy import evaluate_policies, qini_summary, realized_reward, uplift_curve
 from training.policy import Fallback, LearnerChoice, check_against_constant, choose_learner, decide
 from training.uplift import DEFAULT_PARAMS, LEARNERS, make_learner
 
@@ -288,8 +289,7 @@ def fit_and_evaluate(
     policies.update({f"all_{a}": np.full(len(arms), i) for i, a in enumerate(rows.arms)})
     policies["random"] = np.full((len(arms), n_arms), 1.0 / n_arms)
     if t_true is not None:
-        policies["oracle"] = (t_true[:, 1:] - t_true[:, [0]]).argmax(axis=1) + 1
-        policies["oracle"] = np.where((t_true[:, 1:] - t_true[:, [0]]).max(axis=1) > 0, policies["oracle"], 0)
+        policies["oracle"] = best_arms(t_true)
     table = evaluate_policies(policies, h_reward, h_arm, h_prop, q, true_rewards=t_true)
     qini, curves = {}, {}
     for k, name in enumerate(rows.arms[1:], start=1):

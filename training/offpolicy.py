@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from features.config import OfferCatalog
-from serving.offer_predictor import cost_arrays, expected_rewards, margin
+from modeling.economics import cost_arrays, margin
 
 
 def realized_reward(converted: np.ndarray, arm: np.ndarray, order_value: np.ndarray, catalog: OfferCatalog):
@@ -92,12 +92,6 @@ def evaluate_policies(
             row["true_gain"] = float(((pi * true_rewards).sum(axis=1) - true_rewards[:, 0]).mean())
         rows.append(row)
     return pd.DataFrame(rows).set_index("policy")
-
-
-def true_rewards(truth: pd.DataFrame, arms: list[str], catalog: OfferCatalog) -> np.ndarray:
-    """Expected profit per arm from the known truth (``p_convert_<arm>`` and ``order_value`` columns)."""
-    proba = truth[[f"p_convert_{a}" for a in arms]].to_numpy(dtype=float)
-    return expected_rewards(proba, truth["order_value"].to_numpy(dtype=float), catalog)
 
 
 def uplift_curve(score: np.ndarray, treated: np.ndarray, y: np.ndarray) -> pd.DataFrame:

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from features.config import OfferCatalog
-from serving.offer_predictor import choose, cost_arrays, eligible, incremental_profit
+from modeling.economics import choose, cost_arrays, eligible, incremental_profit
 from training.offpolicy import dr_scores
 
 log = logging.getLogger(__name__)

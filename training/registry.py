@@ -15,7 +15,6 @@ a staging folder and swapped in, so a killed run leaves the previous files whole
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata as md
 import json
 import logging
 import os
@@ -29,7 +28,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import urlparse
 
 import mlflow
 import mlflow.sklearn
@@ -40,7 +38,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from features.config import ROOT
-from features.runtime import quiet_telemetry, tracking_uri
+from modeling.tracking import pip_requirements, use_experiment
 from training.config import Gate
 from training.evaluate import metrics
 
@@ -52,34 +50,19 @@ DECISION_TAG, REASON_TAG = "champion_decision", "champion_reason"
 SCORE_TAG, METRIC_TAG, FITTED_TAG = "gate_score", "gate_metric", "fitted_through"
 PID_TAG, HOST_TAG = "retain.pid", "retain.host"
 CHALLENGER_DIR = "challenger"
-REQUIREMENTS = ("mlflow", "lightgbm", "scikit-learn", "pandas", "numpy", "scipy", "skops")
 # The code a churn model needs to load without this repository (copied into the model's code/ folder):
 # the classifier's class, and the pyfunc loader that types text features as categories.
-CHURN_CODE = ("serving/prior_boosting.py", "training/churn_pyfunc.py")
-CHURN_LOADER = "training.churn_pyfunc"
+CHURN_CODE = ("modeling/prior_boosting.py", "modeling/churn_pyfunc.py")
+CHURN_LOADER = "modeling.churn_pyfunc"
 # What a calibrated LightGBM pickles into; MLflow's skops format loads only listed types.
 TRUSTED_TYPES = [
     "collections.OrderedDict",
     "lightgbm.basic.Booster",
     "lightgbm.sklearn.LGBMClassifier",
-    "serving.prior_boosting.PriorBoostedLGBM",  # LightGBM boosted from BG/NBD's log-odds
+    "modeling.prior_boosting.PriorBoostedLGBM",  # LightGBM boosted from BG/NBD's log-odds
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",  # Platt scaling, chosen on small calibration slices
 ]
-
-
-def local_artifacts(uri: str) -> str | None:
-    """Artifact root for a store on this machine (SQLite or a folder): ``artifacts/`` beside it.
-
-    A team server (http, databricks) keeps its own artifact location, so None.
-    """
-    parsed = urlparse(uri)
-    if parsed.scheme == "sqlite":
-        db = uri.split(":///", 1)[1] if ":///" in uri else parsed.path
-        return (Path(db).resolve().parent / "artifacts").as_uri()
-    if parsed.scheme in ("", "file"):
-        return (Path(parsed.path or uri).resolve() / "artifacts").as_uri()
-    return None
 
 
 def start_tracking(experiment: str, *, uri: str | None = None, artifacts: str | None = None) -> str:
@@ -91,15 +74,7 @@ def start_tracking(experiment: str, *, uri: str | None = None, artifacts: str | 
     keeps its own artifact location. Runs of this host left RUNNING by a killed process are
     ended as KILLED.
     """
-    quiet_telemetry()
-    uri = uri or tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    existing = mlflow.get_experiment_by_name(experiment)
-    if existing is not None:
-        experiment_id = existing.experiment_id
-    else:
-        experiment_id = mlflow.create_experiment(experiment, artifact_location=artifacts or local_artifacts(uri))
-    mlflow.set_experiment(experiment_id=experiment_id)
+    experiment_id = use_experiment(experiment, uri=uri, artifacts=artifacts)
     end_interrupted_runs(experiment_id)
     return experiment_id
 
@@ -193,11 +168,6 @@ def log_dataset(frame: pd.DataFrame, *, name: str, source: str | None, context: 
     return dataset
 
 
-def pip_requirements(names=REQUIREMENTS) -> list[str]:
-    """Pinned from the running environment: inference would cost seconds per model."""
-    return [f"{name}=={md.version(name)}" for name in names]
-
-
 def input_schema(X: pd.DataFrame, *, any_text: bool = False) -> Schema:
     """Every feature by name and required (a feature row always has them all; values may be null).
 
@@ -245,7 +215,7 @@ def code_folder(files: tuple[str, ...], dst: Path) -> list[str]:
 
 
 def _churn_flavor(code_dir: Path):
-    """mlflow.sklearn with a pyfunc flavor that loads through :mod:`training.churn_pyfunc`."""
+    """mlflow.sklearn with a pyfunc flavor that loads through :mod:`modeling.churn_pyfunc`."""
 
     def save_model(path, mlflow_model, **kwargs):
         mlflow.sklearn.save_model(path=path, mlflow_model=mlflow_model, **kwargs)

@@ -22,7 +22,7 @@ from features.config import ROOT, FeaturesConfig
 from features.contract import CUSTOMER_ID
 from features.io import write_text_atomic
 from features.sources import Tables
-from serving.drift import REFERENCE_FILE
+from modeling.drift import REFERENCE_FILE
 from training.baselines import fit_and_score_baselines, rfm
 from training.churn import (
     FOLDS,

@@ -2,7 +2,7 @@
 
 Arms are integer codes, 0 = no offer. Each learner ends as a list of LightGBM
 boosters and a spec saying how they add up to each arm's probability, the
-form ``serving.offer_predictor`` scores, so training and serving share one path.
+form ``modeling.offer_model`` scores, so training and serving share one path.
 
 - S-learner: one classifier on the features plus the arm.
 - T-learner: one classifier per arm.
@@ -26,7 +26,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from serving.offer_predictor import ARM_COLUMN, predict_arm_proba
+from modeling.offer_model import ARM_COLUMN, OfferModel
 from training.offer_split import OfferLogError
 
 LEARNERS = ("t", "s", "x", "dr")  # the first listed is the reference the others must beat
@@ -111,7 +111,8 @@ class UpliftLearner:
         return arm, y
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return predict_arm_proba(self.boosters_, self.spec_, X)
+        text = {c: None for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)}
+        return OfferModel.from_parts(self.boosters_, {**self.spec_, "categories": text}).arm_proba(X, len(X))
 
     @property
     def spec_(self) -> dict:

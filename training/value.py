@@ -26,8 +26,8 @@ from features.contract import CUSTOMER_ID
 from features.labels import spend_after
 from features.sources import Tables
 from features.value import EXPECTED_SPEND, VALUE_COLUMNS, value_frame
-from serving.models import encode
-from serving.value_model import HISTORICAL_FEATURES, ValueModel
+from modeling.encoding import encode
+from modeling.value_model import HISTORICAL_FEATURES, ValueModel
 from training.config import ChurnConfig, LgbmParams
 from training.datasets import CUTOFF, CutoffPlan, Rows
 from training.evaluate import resampled, top_share

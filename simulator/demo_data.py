@@ -57,6 +57,7 @@ import pandas as pd
 
 from features.contract import CUSTOMER_ID, EVENT_TYPES, NO_OFFER
 from features.io import write_parquet_atomic
+from modeling.economics import best_arms, true_rewards
 
 SECONDS_PER_DAY = 86_400
 HORIZON_DAYS = 90
@@ -823,22 +824,10 @@ class _Truth:
 
 
 def oracle_policy(truth_offers: pd.DataFrame, catalog) -> pd.Series:
-    """The best arm per row under the true probabilities: max expected incremental profit, else 'none'.
-
-    Incremental profit of offer o = p_o * (m*V - redemption cost) - send cost - p_none * m*V.
-    """
-    m = catalog.margin_rate
-    V = truth_offers["order_value"].to_numpy()
-    base = truth_offers[f"p_convert_{NO_OFFER}"].to_numpy() * m * V
-    names = [NO_OFFER]
-    gains = [np.zeros(len(truth_offers))]
-    for offer in catalog.offers:
-        p_o = truth_offers[f"p_convert_{offer.name}"].to_numpy()
-        value = m * V - offer.cost_share_of_order * V - offer.cost_per_redemption
-        gains.append(p_o * value - offer.cost_per_send - base)
-        names.append(offer.name)
-    best = np.argmax(np.stack(gains, axis=1), axis=1)
-    return pd.Series(np.asarray(names, dtype=object)[best], index=truth_offers.index, name="oracle_offer")
+    """The best arm per row under the true probabilities (``modeling.economics.best_arms``), else 'none'."""
+    arms = [NO_OFFER, *(o.name for o in catalog.offers)]
+    best = best_arms(true_rewards(truth_offers, arms, catalog))
+    return pd.Series(np.asarray(arms, dtype=object)[best], index=truth_offers.index, name="oracle_offer")
 
 
 def write(demo: DemoData, out_dir: str | Path) -> Path:

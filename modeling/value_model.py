@@ -11,7 +11,7 @@ them (``features.value``). The kinds:
 - ``historical``: the baseline, the customer's spend per day to date x horizon days, where
   "to date" is at least one horizon (a first order yesterday is not 90 times its amount).
 
-Only buyers get a value (``serving.scoring.buyers``); everyone else is NaN, as for churn.
+Only buyers get a value (``modeling.churn_model.buyers``); everyone else is NaN, as for churn.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import numpy as np
 
 from features.io import atomic_path, write_text_atomic
 from features.value import EXPECTED_SPEND
-from serving.models import encode
+from modeling.churn_model import buyers
+from modeling.encoding import encode
 
 KINDS = ("lightgbm", "bgnbd_gamma_gamma", "historical")
 HISTORICAL_FEATURES = ("sales_revenue_all", "sales_days_since_first_order")
@@ -53,7 +54,6 @@ class ValueModel:
 
     def predict(self, columns: Mapping, n: int) -> np.ndarray:
         """Expected spend over the horizon per row of ``columns`` (a DataFrame or dict of lists); NaN for non-buyers."""
-        from serving.scoring import buyers  # scoring may load this module; the buyer rule lives there
 
         X = encode(columns, n, self.features, self.levels)
         if self.kind == "lightgbm":
