@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics._duck import connect, ts
-from features.contract import CUSTOMER_ID, ORDERS, parse_cutoff
+from features.contract import ORDERS
 from features.io import atomic_path, write_csv_atomic
+from features.snapshot import KEY, Snapshot
 from features.sources import Tables
 
 PERIODS = ("month", "week")
@@ -63,15 +63,10 @@ def cohort_retention(
         raise ValueError(f"period must be one of {PERIODS}, got {period!r}")
     if tables.orders is None:
         raise ValueError("cohort retention needs an orders table")
-    as_of = parse_cutoff(as_of)
     diff = "date_diff('month', f.cohort, o.p)" if period == "month" else "date_diff('day', f.cohort, o.p) // 7"
-    orders = tables.orders[[CUSTOMER_ID, ORDERS.ordered_at]]
-    con = connect(orders=orders)
     base = f"""
         WITH o AS (
-            SELECT {CUSTOMER_ID} AS c, date_trunc('{period}', {ORDERS.ordered_at}) AS p
-            FROM orders WHERE {ORDERS.ordered_at} < {ts(as_of)}
-            GROUP BY ALL
+            SELECT {KEY} AS c, date_trunc('{period}', {ORDERS.ordered_at}) AS p FROM {ORDERS.name} GROUP BY ALL
         ), f AS (SELECT c, min(p) AS cohort FROM o GROUP BY c),
         a AS (SELECT o.c, f.cohort, {diff} AS k FROM o JOIN f USING (c))
     """
@@ -82,8 +77,8 @@ def cohort_retention(
         )
     else:
         query = base + "SELECT cohort, k, count(*) AS n FROM a GROUP BY ALL"
-    long = con.execute(query).df()
-    con.close()
+    with Snapshot(tables, cutoff=as_of) as snap:
+        long, as_of = snap.sql(query), snap.cutoff
     if long.empty:
         raise ValueError(f"no orders before {as_of}")
     last = pd.Timestamp(as_of - pd.Timedelta(microseconds=1))

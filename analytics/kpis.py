@@ -23,8 +23,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics._duck import connect, ts
-from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS, parse_cutoff
+from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS
+from features.labels import label_window_end
+from features.snapshot import KEY, Snapshot
 from features.sources import Tables
 
 COHORT = "cohort"
@@ -51,30 +52,27 @@ KPI_COLUMNS = (
 def kpis(
     tables: Tables,
     *,
-    start,
-    end,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
     horizon_days: int,
     by: str | None = None,
     cohort_period: str = "month",
-    data_end=None,
+    data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One row of KPIs per group; ``by`` is None (one row 'all'), 'cohort' or a customers column.
 
     ``data_end`` is where the data stops (default: the last order) and decides whether
-    the churn horizon is fully observed.
+    the churn horizon is fully observed. Instants are naive UTC, parsed where they come in.
     """
     if tables.orders is None:
         raise ValueError("KPIs need an orders table")
-    start, end = parse_cutoff(start), parse_cutoff(end)
     if end <= start:
         raise ValueError(f"the period is empty: start {start} must be before end {end}")
     if horizon_days <= 0:
         raise ValueError(f"horizon_days must be positive, got {horizon_days}")
-    orders = tables.orders[[CUSTOMER_ID, ORDERS.ordered_at, ORDERS.amount]]
-    data_end = parse_cutoff(data_end) if data_end is not None else orders[ORDERS.ordered_at].max()
+    data_end = label_window_end(tables) if data_end is None else data_end
     churn_end = start + pd.Timedelta(days=horizon_days)
-    frames = {"orders": orders}
-    key = "'all'"
+    frames, key = {}, "'all'"
     if by == COHORT:
         if cohort_period not in ("month", "week"):
             raise ValueError(f"cohort_period must be 'month' or 'week', got {cohort_period!r}")
@@ -85,42 +83,46 @@ def kpis(
             raise ValueError(f"KPIs by {by!r}: no such customers column (found {found})")
         frames["seg"] = tables.customers[[CUSTOMERS.customer_id, by]].rename(columns={by: "_seg"})
         key = "coalesce(CAST(seg._seg AS VARCHAR), 'unknown')"
-    join = f"LEFT JOIN seg ON seg.{CUSTOMER_ID} = per.c" if "seg" in frames else ""
-    s, e, h = ts(start), ts(end), ts(churn_end)
+    join = f"JOIN _ids i USING ({KEY}) LEFT JOIN seg ON seg.{CUSTOMER_ID} = i.{CUSTOMER_ID}" if frames else ""
     t, a = ORDERS.ordered_at, ORDERS.amount
-    query = f"""
-        WITH per AS (
-            SELECT {CUSTOMER_ID} AS c,
-                min({t}) AS first_at,
-                count(*) FILTER ({t} < {s}) AS n_before,
-                count(*) FILTER ({t} >= {s} AND {t} < {e}) AS n_in,
-                coalesce(sum({a}) FILTER ({t} >= {s} AND {t} < {e}), 0) AS rev_in,
-                count(*) FILTER ({t} < {e}) AS n_life,
-                coalesce(sum({a}) FILTER ({t} < {e}), 0) AS rev_life,
-                count(*) FILTER ({t} >= {s} AND {t} < {h}) AS n_horizon
-            FROM orders GROUP BY 1
-        )
-        SELECT {key} AS grp,
-            count(*) FILTER (n_before > 0) AS customers_base,
-            count(*) FILTER (n_before > 0 AND n_in > 0) AS retained,
-            count(*) FILTER (n_before > 0 AND n_horizon = 0) AS churned,
-            count(*) FILTER (n_in > 0) AS buyers,
-            count(*) FILTER (n_before = 0 AND n_in > 0) AS new_buyers,
-            count(*) FILTER (n_in >= 2) AS repeat_buyers,
-            sum(n_in) AS orders,
-            sum(rev_in) AS revenue,
-            count(*) FILTER (n_life > 0) AS customers_to_date,
-            sum(n_life) AS orders_to_date,
-            sum(rev_life) AS revenue_to_date,
-            sum(rev_in) FILTER (n_before = 0) AS revenue_new,
-            sum(rev_in) FILTER (n_before > 0) AS revenue_returning
-        FROM per {join}
-        WHERE n_life > 0
-        GROUP BY 1 ORDER BY 1
-    """
-    con = connect(**frames)
-    raw = con.execute(query).df().set_index("grp")
-    con.close()
+    with Snapshot(tables, cutoff=start) as snap:  # before start: the base; the period and horizon lie ahead
+        period, horizon = snap.ahead(ORDERS.name, until=end), snap.ahead(ORDERS.name, until=churn_end)
+        raw = snap.sql(
+            f"""
+            WITH parts AS (
+                SELECT {KEY}, min({t}) AS first_at, count(*) AS n_before, sum({a}) AS rev_before,
+                    0 AS n_in, 0.0 AS rev_in, 0 AS n_horizon
+                FROM {ORDERS.name} GROUP BY {KEY}
+                UNION ALL
+                SELECT {KEY}, min({t}), 0, 0.0, count(*), sum({a}), 0 FROM {period} GROUP BY {KEY}
+                UNION ALL
+                SELECT {KEY}, NULL, 0, 0.0, 0, 0.0, count(*) FROM {horizon} GROUP BY {KEY}
+            ), per AS (
+                SELECT {KEY}, min(first_at) AS first_at, sum(n_before) AS n_before, sum(n_in) AS n_in,
+                    sum(rev_in) AS rev_in, sum(n_before) + sum(n_in) AS n_life,
+                    sum(rev_before) + sum(rev_in) AS rev_life, sum(n_horizon) AS n_horizon
+                FROM parts GROUP BY {KEY}
+            )
+            SELECT {key} AS grp,
+                count(*) FILTER (n_before > 0) AS customers_base,
+                count(*) FILTER (n_before > 0 AND n_in > 0) AS retained,
+                count(*) FILTER (n_before > 0 AND n_horizon = 0) AS churned,
+                count(*) FILTER (n_in > 0) AS buyers,
+                count(*) FILTER (n_before = 0 AND n_in > 0) AS new_buyers,
+                count(*) FILTER (n_in >= 2) AS repeat_buyers,
+                sum(n_in) AS orders,
+                sum(rev_in) AS revenue,
+                count(*) FILTER (n_life > 0) AS customers_to_date,
+                sum(n_life) AS orders_to_date,
+                sum(rev_life) AS revenue_to_date,
+                sum(rev_in) FILTER (n_before = 0) AS revenue_new,
+                sum(rev_in) FILTER (n_before > 0) AS revenue_returning
+            FROM per {join}
+            WHERE n_life > 0
+            GROUP BY 1 ORDER BY 1
+        """,
+            **frames,
+        ).set_index("grp")
     raw.index.name = by or ALL
     return _rates(raw, churn_observed=churn_end <= data_end)
 

@@ -49,23 +49,27 @@ def child(kind: str, features: Path, out: Path, reasons: bool, chunk: int) -> No
 
     info = json.loads((ROOT / "outputs" / "bench_serving" / "ready.json").read_text())
     os.environ["MLFLOW_TRACKING_URI"] = info["uri"]
+    from features.config import FeaturesConfig
     from serving.config import ServingConfig
+    from serving.job import ScoringJob
     from serving.models import load_models
 
     config = ServingConfig.load(Path(info["configs"]))
     models = load_models(config)
+    job = ScoringJob(AS_OF, models, config, FeaturesConfig(), reasons=reasons)
 
     def cpu() -> float:
         ru = resource.getrusage(resource.RUSAGE_SELF)
         return ru.ru_utime + ru.ru_stime
 
     if kind == "batch":
-        from serving.batch import score_chunks, write_scores
+        from serving.batch import score_chunks
+        from serving.writer import write_scores
 
         frame = pd.read_parquet(features).set_index("customer_id")
         cpu0 = cpu()
         started = time.perf_counter()
-        chunks = score_chunks(frame, as_of=AS_OF, models=models, config=config, reasons=reasons, chunk_size=chunk)
+        chunks = score_chunks(frame, job, chunk)
         write_scores(chunks, out, "parquet", len(frame), progress=False)
         seconds = time.perf_counter() - started
         cpu_s = cpu() - cpu0
@@ -77,9 +81,7 @@ def child(kind: str, features: Path, out: Path, reasons: bool, chunk: int) -> No
         cpu_s = float("nan")  # the work runs in Spark's Python workers and the JVM, not here
         started = time.perf_counter()
         sdf = spark.read.parquet(str(features))
-        score_spark(sdf, as_of=AS_OF, models=models, config=config, reasons=reasons, partitions=8).write.mode(
-            "overwrite"
-        ).parquet(str(out))
+        score_spark(sdf, job, partitions=8).write.mode("overwrite").parquet(str(out))
         seconds = time.perf_counter() - started
         n = spark.read.parquet(str(out)).count()
         spark.stop()

@@ -26,9 +26,9 @@ import pandas as pd
 from features.config import FeaturesConfig
 from features.sources import check_tables
 from simulator.demo_data import generate
-from training.churn import fit_churn_model, split_rows
+from training.churn import fit_churn_model
 from training.config import ChurnConfig
-from training.datasets import Rows, build_panel, plan_cutoffs, rows_at
+from training.datasets import Rows, build_panel, plan_cutoffs, rows_at, split_rows
 
 
 def resample(rows: Rows, n: int, seed: int) -> Rows:

@@ -36,10 +36,13 @@ def measure(n: int, chunk: int, seed: int = 0) -> dict:
     import numpy as np
 
     from benchmarks.bench_service import prepare
-    from serving.batch import check_drift, score_chunks, write_scores
+    from features.config import FeaturesConfig
+    from serving.batch import check_drift, score_chunks
     from serving.config import ServingConfig
+    from serving.job import ScoringJob
     from serving.models import load_models
     from serving.store import SQLiteStore
+    from serving.writer import write_scores
 
     uri, configs, _ = prepare(WORK)
     os.environ["MLFLOW_TRACKING_URI"] = uri
@@ -58,7 +61,7 @@ def measure(n: int, chunk: int, seed: int = 0) -> dict:
     out["drifted"] = int(drift.table["drifted"].sum())
     with tempfile.TemporaryDirectory() as tmp:
         c0, t0 = cpu(), time.perf_counter()
-        chunks = score_chunks(frame, as_of=AS_OF, models=models, config=config, reasons=False, chunk_size=chunk)
+        chunks = score_chunks(frame, ScoringJob(AS_OF, models, config, FeaturesConfig()), chunk)
         write_scores(chunks, Path(tmp) / "scores.parquet", "parquet", len(frame), progress=False)
         out.update(score_s=time.perf_counter() - t0, score_cpu_s=cpu() - c0)
     return out

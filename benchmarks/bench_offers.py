@@ -41,11 +41,14 @@ import pandas as pd
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
 from modeling.economics import expected_rewards
 from modeling.offer_model import OfferModel
-from training.offer_rows import ARM, ROW, OfferRows, logged_propensity
-from training.offers import OfferModelConfig, fit_and_evaluate, holdout_for
-from training.offpolicy import evaluate_policies, realized_reward
-from training.policy import check_against_constant, decide
-from training.uplift import make_learner
+from training.offers.config import OfferModelConfig
+from training.offers.dataset import ARM, ROW, OfferRows
+from training.offers.holdout import holdout_for
+from training.offers.offpolicy import evaluate_policies, realized_reward
+from training.offers.pipeline import fit_and_evaluate
+from training.offers.policy import check_against_constant, decide
+from training.offers.propensity import logged_propensity
+from training.offers.uplift import make_learner
 
 VALUE = 10.0  # dollars per conversion
 N_FEATURES = 8
@@ -134,8 +137,8 @@ def run_one(n: int, n_arms: int, base: float, heterogeneous: bool, seed: int, co
         d = per_customer["shipped"] - per_customer[ref]
         out[f"vs_{ref}"], out[f"vs_{ref}_se"] = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
     out.update(
-        learner=result.learner,
-        personalised=result.fallback.constant_arm is None,
+        learner=result.evaluation.learner,
+        personalised=result.evaluation.fallback.constant_arm is None,
         shipped_constant=result.spec["constant_offer"],
         best_constant=rows.arms[best_const],
         conversion=float(rows.frame["converted"].mean()),

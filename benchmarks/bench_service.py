@@ -65,9 +65,9 @@ def prepare(root: Path) -> tuple[str, Path, list[str]]:
 
 
 def start(uri: str, configs: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "RETAIN_CONFIGS": str(configs), "RETAIN_WORKERS": str(workers)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "RETAIN_CONFIGS": str(configs)}
     env.pop("RETAIN_API_KEY", None)
-    return launch.start(port, env)
+    return launch.start(port, env, workers=workers)
 
 
 def _request(port: int, body: bytes) -> bytes:

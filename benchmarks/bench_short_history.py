@@ -30,7 +30,7 @@ from simulator.demo_data import generate
 from training.churn import InsufficientData
 from training.config import ChurnConfig
 from training.datasets import build_panel, plan_for
-from training.registry import start_tracking
+from training.runs import start_tracking
 from training.train import train_churn
 
 BASELINES = ("recency", "rfm_logistic", "bg_nbd")

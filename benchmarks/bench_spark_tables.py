@@ -49,43 +49,34 @@ def child(kind: str, data: Path, out: Path, partitions: int) -> None:
     """One measured run; prints JSON with seconds and peak RSS of this process."""
     info = json.loads((ROOT / "outputs" / "bench_serving" / "ready.json").read_text())
     os.environ["MLFLOW_TRACKING_URI"] = info["uri"]
-    from analytics.config import AnalyticsConfig
     from features.config import FeaturesConfig
     from serving.config import ServingConfig
+    from serving.job import ScoringJob
     from serving.models import load_models
 
     config = ServingConfig.load(Path(info["configs"]))
-    models = load_models(config)
-    lifecycle = AnalyticsConfig().lifecycle
+    job = ScoringJob(AS_OF, load_models(config), config, FeaturesConfig())
     started = time.perf_counter()
     if kind == "one machine":
         from features.sources import load_tables
-        from serving.batch import score_chunks, snapshot_frame, write_scores
+        from serving.batch import score_chunks
+        from serving.inputs import snapshot_frame
+        from serving.writer import write_scores
 
         tables = load_tables(data, offers=OFFERS)
-        frame = snapshot_frame(
-            tables, as_of=AS_OF, models=models, features=FeaturesConfig(), lifecycle_config=lifecycle, progress=False
-        )
-        chunks = score_chunks(frame, as_of=AS_OF, models=models, config=config, reasons=False, chunk_size=100_000)
+        frame = snapshot_frame(tables, job, progress=False)
+        chunks = score_chunks(frame, job, 100_000)
         write_scores(chunks, out, "parquet", len(frame), progress=False)
         seconds = time.perf_counter() - started
         import pandas as pd
 
         n = len(pd.read_parquet(out, columns=["customer_id"]))
     else:
-        from serving.spark import local_session, read_tables, score_tables_spark
+        from serving.spark import local_session, score_tables_spark
+        from serving.spark_tables import read_tables
 
         spark = local_session(2)
-        scores = score_tables_spark(
-            read_tables(spark, str(data)),
-            as_of=AS_OF,
-            models=models,
-            config=config,
-            features=FeaturesConfig(),
-            lifecycle_config=lifecycle,
-            partitions=partitions,
-            offers=OFFERS,
-        )
+        scores = score_tables_spark(read_tables(spark, str(data)), job, partitions=partitions, offers=OFFERS)
         scores.write.mode("overwrite").parquet(str(out))
         seconds = time.perf_counter() - started
         n = spark.read.parquet(str(out)).count()

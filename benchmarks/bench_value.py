@@ -42,7 +42,7 @@ from modeling.value_model import HISTORICAL_FEATURES, ValueModel
 from simulator.demo_data import generate
 from training.config import ChurnConfig
 from training.datasets import build_panel, plan_for
-from training.registry import start_tracking
+from training.runs import start_tracking
 from training.train import train_churn
 from training.value import VALUE_DIR, value_metrics, value_report
 

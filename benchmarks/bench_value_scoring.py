@@ -33,11 +33,12 @@ def main() -> None:
 
     from features.runtime import quiet_telemetry
     from features.sources import check_tables
-    from serving.batch import score_chunks, snapshot_frame
+    from serving.batch import score_chunks
     from serving.config import ServingConfig
+    from serving.inputs import snapshot_frame
     from serving.models import load_models
     from simulator.demo_data import generate
-    from tests.serving_champions import build_settings, champions
+    from tests.serving_champions import champions, scoring_job
 
     quiet_telemetry()
     root = Path(tempfile.mkdtemp(prefix="bench-value-"))
@@ -51,13 +52,9 @@ def main() -> None:
     print("| value model | snapshot_frame s (CPU s) | scoring s (CPU s) | total s (CPU s) |")
     print("|---|---|---|---|")
     for label, m in (("without", without), ("with", models)) * 2:  # twice, alternating: warm-up counts once
-        frame, build_s, build_cpu = _timed(
-            lambda m=m: snapshot_frame(tables, as_of=AS_OF, models=m, progress=False, **build_settings())
-        )
+        frame, build_s, build_cpu = _timed(lambda m=m: snapshot_frame(tables, scoring_job(m, config), progress=False))
         _, score_s, score_cpu = _timed(
-            lambda m=m, frame=frame: list(
-                score_chunks(frame, as_of=AS_OF, models=m, config=config, reasons=False, chunk_size=100_000)
-            )
+            lambda m=m, frame=frame: list(score_chunks(frame, scoring_job(m, config), 100_000))
         )
         print(
             f"| {label} | {build_s:.2f} ({build_cpu:.2f}) | {score_s:.2f} ({score_cpu:.2f}) | "

@@ -3,6 +3,8 @@
 Builders never see raw tables. They get a :class:`Snapshot` whose DuckDB views
 (``orders``, ``events``, ...) are already cut at the cutoff, so point-in-time
 correctness holds by construction: the cutoff instant belongs to the future.
+Everything that cuts at an instant (features, labels, lifecycle, KPIs, cohorts)
+goes through a Snapshot; outcomes read the future only through ``ahead``.
 
 The views carry ``cid``, the dense integer customer key of the
 :mod:`~features.warehouse` (built once per Tables, shared by every cutoff),
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS, TABLES, parse_cutoff
+from features.contract import CUSTOMER_ID, CUSTOMERS, ORDERS, TABLES
+from features.dates import parse_cutoff
 from features.sources import Tables
 from features.warehouse import KEY, warehouse
 
@@ -35,7 +38,8 @@ class Snapshot:
 
     ``sql`` runs a query over the cut views (keyed by ``cid``) plus
     ``population`` (``cid``, ``customer_id``: one row per customer known before
-    the cutoff); ``frame`` returns a cut table as pandas with ``customer_id``.
+    the cutoff); ``frame`` returns a cut table as pandas with ``customer_id``;
+    ``ahead`` the rows in a window after the cutoff, for outcomes.
     ``vocabulary`` holds the builders' population-wide choices (``learned``):
     learned from this snapshot, or given when it holds only some customers.
     """
@@ -48,7 +52,7 @@ class Snapshot:
         self._tables = tables
         self._present = set(tables.present())
         self._con = warehouse(tables).cursor()
-        cut = self.sql_cutoff
+        self._rows: dict[str, str] = {}  # per table: its rows of known customers, every contract column
         for name, table in TABLES.items():
             if name not in self._present:  # absent table: an empty view with the contract's columns
                 cols = ", ".join(
@@ -62,16 +66,27 @@ class Snapshot:
                 for c in table.columns
                 if c.name not in have and c.name != CUSTOMER_ID and name != CUSTOMERS.name
             )
-            where = f"WHERE {KEY} IS NOT NULL"
+            self._rows[name] = f"SELECT *{extra} FROM k_{name} WHERE {KEY} IS NOT NULL"
+            where = ""
             if table.time_column and table.time_column in have:
                 null_ok = f" OR {table.time_column} IS NULL" if name == CUSTOMERS.name else ""
-                where += f" AND ({table.time_column} < {cut}{null_ok})"  # no sign-up date: known
-            self._con.execute(f"CREATE TEMP VIEW {name} AS SELECT *{extra} FROM k_{name} {where}")
+                where = f" AND ({table.time_column} < {self.sql_cutoff}{null_ok})"  # no sign-up date: known
+            self._con.execute(f"CREATE TEMP VIEW {name} AS {self._rows[name]}{where}")
         self._con.execute(
             f"CREATE TEMP TABLE population AS SELECT k.{KEY}, i.{CUSTOMER_ID} FROM "
             f"(SELECT {KEY} FROM {CUSTOMERS.name} UNION SELECT {KEY} FROM {ORDERS.name}) k "
             f"JOIN _ids i USING ({KEY}) ORDER BY i.{CUSTOMER_ID}"
         )
+
+    def ahead(self, name: str, *, until: pd.Timestamp) -> str:
+        """The rows of ``name`` in [cutoff, until) as a SQL subquery keyed by cid, like the views: the future
+        that labels and period KPIs look at. The cutoff instant is in it, ``until`` is not."""
+        time_column = TABLES[name].time_column
+        if time_column is None:
+            raise ValueError(f"the {name} table has no time column: it has no rows after a cutoff")
+        if name not in self._rows or time_column not in self.columns(name):
+            return f"(SELECT * FROM {name} WHERE false)"  # absent, or undated customers: all known already
+        return f"({self._rows[name]} AND {time_column} >= {self.sql_cutoff} AND {time_column} < {_sql_time(until)})"
 
     def memo(self, key: str, compute):
         """``compute()`` once per snapshot: for a query a builder's ``learn`` and ``build`` both need."""
@@ -90,7 +105,7 @@ class Snapshot:
     @property
     def sql_cutoff(self) -> str:
         """The cutoff as a SQL literal, for window arithmetic in builders."""
-        return f"TIMESTAMP '{self.cutoff.isoformat(sep=' ')}'"
+        return _sql_time(self.cutoff)
 
     def has(self, name: str) -> bool:
         return name in self._present
@@ -99,8 +114,16 @@ class Snapshot:
         frame = getattr(self._tables, name)
         return list(frame.columns) if frame is not None else []
 
-    def sql(self, query: str) -> pd.DataFrame:
-        return self._con.execute(query).df()
+    def sql(self, query: str, **frames: pd.DataFrame) -> pd.DataFrame:
+        """``query`` over the cut views, ``population``, ``_ids`` (cid, customer_id) and ``frames`` (pandas,
+        by name, read in place: a customers attribute a query groups by)."""
+        for frame_name, frame in frames.items():
+            self._con.register(frame_name, frame)
+        try:
+            return self._con.execute(query).df()
+        finally:
+            for frame_name in frames:
+                self._con.unregister(frame_name)
 
     def frame(self, name: str) -> pd.DataFrame:
         """A cut table as pandas, keyed by customer_id like the input (customers with every attribute)."""
@@ -133,3 +156,7 @@ class Snapshot:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _sql_time(at: pd.Timestamp) -> str:
+    return f"TIMESTAMP '{at.isoformat(sep=' ')}'"

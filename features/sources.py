@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.contract import CUSTOMER_ID, TABLES, ContractError, validate
+from features.contract import CUSTOMER_ID, TABLES, ContractError
+from features.validate import validate
 from features.warehouse import warehouse
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ _CACHE = "_warehouse"
 class Warehouse:
     """An in-memory DuckDB database: ``_ids`` (cid, customer_id) and ``k_<table>`` with cid for each table.
 
-    Rows whose customer is unknown keep a NULL cid (``orphans`` counts them).
+    ``_ids`` holds the known customers (``Tables.customer_ids``) and, without a customers table, those
+    who only have events. Rows whose customer is unknown keep a NULL cid (``orphans`` counts them).
     Customers keep only the columns a population needs; custom attributes stay
     in pandas, where any type is allowed.
     """
@@ -35,6 +36,14 @@ class Warehouse:
         )
         self.con.execute("CREATE TABLE _ids AS SELECT * FROM _ids_arrow")
         self.con.unregister("_ids_arrow")
+        if tables.customers is None and tables.events is not None:  # lifecycle knows cart users who never bought
+            self.con.register("_events", tables.events[[CUSTOMER_ID]])
+            self.con.execute(
+                f"INSERT INTO _ids SELECT ({len(ids)} + row_number() OVER (ORDER BY {CUSTOMER_ID}) - 1)::INTEGER, "
+                f"{CUSTOMER_ID} FROM (SELECT DISTINCT {CUSTOMER_ID} FROM _events "
+                f"WHERE {CUSTOMER_ID} NOT IN (SELECT {CUSTOMER_ID} FROM _ids))"
+            )
+            self.con.unregister("_events")
         kinds = ", ".join(f"'{k}'" for k in EVENT_TYPES)
         self.con.execute(f"CREATE TYPE event_kind AS ENUM ({kinds})")  # integer compares in builders
         for name, frame in tables.present().items():

@@ -1,7 +1,7 @@
 """Lifecycle stage, next action and contact time per customer, as of an instant.
 
-Point-in-time: only rows strictly before ``as_of`` are read, as in
-``features.snapshot``. One stage per customer, the first rule that matches in
+Point-in-time: only rows strictly before ``as_of`` are read, through a
+``features.snapshot.Snapshot``. One stage per customer, the first rule that matches in
 this order (``STAGES``):
 
 1. abandoned_cart: the latest add_to_cart (at most ``cart_max_age_hours`` old) has no
@@ -17,7 +17,7 @@ this order (``STAGES``):
 7. prospect: known, but no order yet.
 
 ``contact_at`` is never before ``as_of``: a due time already past means now.
-Vectorized pandas, so it runs for every customer in batch scoring.
+One DuckDB query on the snapshot's views, then vectorized rules: it runs for every customer in batch scoring.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from features.config import Frozen
-from features.contract import CUSTOMER_ID, CUSTOMERS, EVENTS, ORDERS, parse_cutoff
+from features.contract import CUSTOMER_ID, EVENTS, ORDERS
+from features.snapshot import KEY, Snapshot
 from features.sources import Tables
 
 STAGES = ("abandoned_cart", "new_buyer", "lapsed", "at_risk", "inactive", "active", "prospect")
@@ -78,46 +79,39 @@ AT_RISK = "at_risk"
 OVERRIDABLE = frozenset({"inactive", "active"})  # the buyers' stages after at_risk in STAGES
 
 
-def _known(tables: Tables, as_of: pd.Timestamp) -> pd.Index:
-    """Customers known before as_of: signed up (or undated) customers, buyers, cart users."""
-    parts = []
-    if tables.customers is not None:
-        c = tables.customers
-        if CUSTOMERS.signed_up_at in c.columns:
-            at = c[CUSTOMERS.signed_up_at]
-            c = c.loc[at.isna() | (at < as_of)]
-        parts.append(c[CUSTOMER_ID])
-    for frame, col in ((tables.orders, ORDERS.ordered_at), (tables.events, EVENTS.occurred_at)):
-        if frame is not None:
-            parts.append(frame.loc[frame[col] < as_of, CUSTOMER_ID])
-    if not parts:
-        raise ValueError("lifecycle needs a customers, orders or events table")
-    ids = pd.concat(parts, ignore_index=True).astype("string").drop_duplicates().sort_values()
-    return pd.Index(ids, name=CUSTOMER_ID)
-
-
-def _by_customer(frame: pd.DataFrame | None, col: str, as_of, how: str, mask=None) -> pd.Series:
-    if frame is None:
-        return pd.Series(dtype="datetime64[us]")
-    keep = frame[col] < as_of
-    if mask is not None:
-        keep &= mask
-    return frame.loc[keep].groupby(CUSTOMER_ID, observed=True)[col].agg(how)
+def _dates(tables: Tables, as_of) -> tuple[pd.Timestamp, pd.DataFrame]:
+    """The snapshot's cutoff, and per known customer (customers known before it, buyers, anyone with an event
+    before it), sorted by id: first and last order and latest add_to_cart before it (NaT: none)."""
+    with Snapshot(tables, cutoff=as_of) as snap:
+        dates = snap.sql(f"""
+            WITH later AS (SELECT {KEY} FROM _ids ANTI JOIN population USING ({KEY})),
+            known AS (  -- the population, and anyone else with an event before the cutoff
+                SELECT {KEY} FROM population
+                UNION ALL SELECT DISTINCT {KEY} FROM {EVENTS.name} SEMI JOIN later USING ({KEY})
+            ),
+            o AS (
+                SELECT {KEY}, min({ORDERS.ordered_at}) AS first, max({ORDERS.ordered_at}) AS last
+                FROM {ORDERS.name} GROUP BY {KEY}
+            ),
+            c AS (
+                SELECT {KEY}, max({EVENTS.occurred_at}) AS cart FROM {EVENTS.name}
+                WHERE {EVENTS.event_type} = '{ADD_TO_CART}' GROUP BY {KEY}
+            )
+            SELECT i.{CUSTOMER_ID}, o.first, o.last, c.cart
+            FROM known JOIN _ids i USING ({KEY}) LEFT JOIN o USING ({KEY}) LEFT JOIN c USING ({KEY})
+            ORDER BY i.{CUSTOMER_ID}
+        """)
+        cutoff = snap.cutoff
+    ids = pd.Index(dates[CUSTOMER_ID], name=CUSTOMER_ID).astype("string")
+    return cutoff, dates.drop(columns=CUSTOMER_ID).set_index(ids).astype("datetime64[us]")
 
 
 def lifecycle(
     tables: Tables, *, as_of, churn_probability: pd.Series | None = None, config: LifecycleConfig
 ) -> pd.DataFrame:
     """DataFrame[customer_id, lifecycle_stage, next_action, contact_at], one row per known customer."""
-    as_of = parse_cutoff(as_of)
-    ids = _known(tables, as_of)
-    first = _by_customer(tables.orders, ORDERS.ordered_at, as_of, "min").reindex(ids)
-    last = _by_customer(tables.orders, ORDERS.ordered_at, as_of, "max").reindex(ids)
-    if tables.events is not None:
-        is_cart = tables.events[EVENTS.event_type] == ADD_TO_CART
-        cart = _by_customer(tables.events, EVENTS.occurred_at, as_of, "max", mask=is_cart).reindex(ids)
-    else:
-        cart = pd.Series(pd.NaT, index=ids, dtype="datetime64[us]")
+    as_of, dates = _dates(tables, as_of)
+    ids, first, last, cart = dates.index, dates["first"], dates["last"], dates["cart"]
     day, hour = pd.Timedelta(days=1), pd.Timedelta(hours=1)
     since_last = as_of - last
     cart_open = cart.notna() & (last.isna() | (last < cart)) & (as_of - cart <= config.cart_max_age_hours * hour)

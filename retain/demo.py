@@ -14,11 +14,12 @@ import pandas as pd
 import typer
 
 from features.runtime import TRACKING_DIR, tracking_uri
+from simulator.demo_data import END
 
 
 def demo_steps(data: Path, outputs: Path, customers: int, trials: int) -> list[tuple[str, list[str]]]:
     """The commands, in order; scoring and the report are as of the data's last day."""
-    as_of = "2026-06-30"  # the generator's default end: the first instant with no data
+    as_of = END  # the generator's default end, as generate-demo leaves it
     scores = outputs / "scores.parquet"
     return [
         ("generate demo data", ["generate-demo", "--out", str(data), "--customers", str(customers)]),

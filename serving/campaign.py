@@ -1,6 +1,6 @@
 """The campaign export: who to contact, with what, and when, as one CSV a campaign tool loads.
 
-Reads a scores file (``retain score``'s Parquet or CSV, the schema of ``serving.scoring.FIELDS``) and writes one
+Reads a scores file (``retain score``'s Parquet or CSV, the schema of ``serving.schema.FIELDS``) and writes one
 row per customer with a next action, sorted by send time then customer:
 
 ``customer_id, action, offer, send_at, lifecycle_stage, risk_band, churn_probability, predicted_value,

@@ -1,4 +1,10 @@
-"""Start the real BentoML server as a subprocess: one recipe for the CLI, the tests and the benchmark."""
+"""Start the real BentoML server as a subprocess: one recipe for the CLI, the tests and the benchmark.
+
+What the starter and the server agree on lives here: ``RETAIN_CONFIGS`` names the settings folder (read when
+the service starts, never when it is imported), the worker count goes in BentoML's own config override
+(``BENTOML_CONFIG_OPTIONS``, read by ``bentoml serve`` when it starts), and the environment the server
+runs in (telemetry off) is set by whoever starts it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,29 @@ from pathlib import Path
 
 import httpx
 
-from features.config import ROOT
+from features.config import CONFIG_DIR, ROOT
+from features.runtime import TELEMETRY_OFF
+from serving.config import ServingConfig
+
+SERVICE = "retain"  # the BentoML service's name: its config override is services.<SERVICE>.*
+OPTIONS = "BENTOML_CONFIG_OPTIONS"
+# the server's environment; a variable the starter already set wins (BentoML's rule for a service's envs)
+SERVER_ENV = {
+    **TELEMETRY_OFF,
+    "OTEL_SDK_DISABLED": "true",  # no tracing exporter here; spans cost ~0.5 ms a request
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # loading a champion copies local files: no progress bars
+}
+
+
+def current_config() -> ServingConfig:
+    """configs/serving.yaml, or serving.yaml in the folder ``RETAIN_CONFIGS`` names; read when the service starts."""
+    return ServingConfig.load(Path(os.environ.get("RETAIN_CONFIGS", CONFIG_DIR)))
+
+
+def server_env(env: dict[str, str], workers: int) -> dict[str, str]:
+    """``env`` for ``bentoml serve`` with ``workers`` worker processes (added to any config override it has)."""
+    options = " ".join(x for x in (env.get(OPTIONS, ""), f"services.{SERVICE}.workers={workers}") if x)
+    return {**SERVER_ENV, **env, **TELEMETRY_OFF, OPTIONS: options}  # telemetry off whatever env says
 
 
 def serve_command(host: str, port: int) -> list[str]:
@@ -28,11 +56,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(port: int, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    """The server on 127.0.0.1:PORT in the background; its output goes to ``log``, or nowhere."""
+def start(port: int, env: dict[str, str], *, workers: int, log: Path | None = None) -> subprocess.Popen:
+    """The server with ``workers`` workers on 127.0.0.1:PORT in the background; its output goes to ``log``, or
+    nowhere."""
     out = subprocess.DEVNULL if log is None else open(log, "ab")  # noqa: SIM115 (the child holds it open)
     try:
-        return subprocess.Popen(serve_command("127.0.0.1", port), cwd=ROOT, env=env, stdout=out, stderr=out)
+        command = serve_command("127.0.0.1", port)
+        return subprocess.Popen(command, cwd=ROOT, env=server_env(env, workers), stdout=out, stderr=out)
     finally:
         if log is not None:
             out.close()

@@ -15,8 +15,10 @@ the service and the batch job call, so all of them agree row for row
 * ``score_spark``: feature rows already built (``retain build-features``),
   repartitioned by customer_id and scored with ``mapInPandas``.
 
-The models travel to the executors once per task in the closure (boosters
-pickle as model text). Run on a cluster with::
+The job (``serving.job.ScoringJob``: the as-of instant, the models, the
+settings) travels to the executors once per task in the closure (boosters
+pickle as model text). ``serving.spark_tables`` holds the Spark side of the
+contract tables. Run on a cluster with::
 
     zip -qr retain.zip features analytics serving configs
     spark-submit --master yarn --deploy-mode cluster --py-files retain.zip \\
@@ -37,18 +39,17 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
-import pyarrow as pa
 
 from features.build import learn_vocabulary
-from features.builders import lifetime
 from features.config import FeaturesConfig
-from features.contract import CUSTOMER_ID, CUSTOMERS, INTERESTS, OFFERS, ORDERS, TABLES, parse_cutoff
+from features.contract import CUSTOMER_ID, TABLES
 from features.sources import check_tables
-from modeling.lifecycle import LifecycleConfig
-from serving.batch import snapshot_frame
 from serving.config import ServingConfig
-from serving.models import Models
-from serving.scoring import LIFECYCLE_COLUMNS, score_frame
+from serving.inputs import snapshot_frame
+from serving.job import ScoringJob
+from serving.schema import LIFECYCLE_COLUMNS
+from serving.scoring import score_frame
+from serving.spark_tables import PART, by_customer, check_spark_input, population_tables, read_tables, unpack
 
 SPARK_TYPES = {"float64": "double", "string": "string", "str": "string", "object": "string", "int64": "long"}
 
@@ -84,10 +85,10 @@ def local_session(cores: int = 2, app: str = "retain-scoring", memory: str = "4g
     )
 
 
-def empty_scores(*, as_of, models: Models, config: ServingConfig, reasons: bool) -> pd.DataFrame:
+def empty_scores(job: ScoringJob) -> pd.DataFrame:
     """The scorer's output with no rows: its columns and dtypes, from one stand-in customer."""
-    stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in models.inputs}})
-    return score_frame(stand_in, as_of=as_of, models=models, config=config, reasons=reasons).iloc[:0]
+    stand_in = pd.DataFrame({CUSTOMER_ID: ["x"], **{f: [None] for f in job.models.inputs}})
+    return score_frame(stand_in, job).iloc[:0]
 
 
 def spark_schema(frame: pd.DataFrame) -> str:
@@ -96,13 +97,15 @@ def spark_schema(frame: pd.DataFrame) -> str:
     return ", ".join(f"`{col}` {kind}" for col, kind in zip(frame.columns, kinds, strict=True))
 
 
-def score_spark(features, *, as_of, models: Models, config: ServingConfig, reasons: bool = False, partitions=None):
+def score_spark(features, job: ScoringJob, *, partitions: int | None = None):
     """Spark DataFrame of feature rows (customer_id column) -> Spark DataFrame of scores, one row per customer.
 
-    The lifecycle columns (``serving.scoring.LIFECYCLE_COLUMNS``), when the rows carry them, give the stage, the
+    The lifecycle columns (``serving.schema.LIFECYCLE_COLUMNS``), when the rows carry them, give the stage, the
     next action and contact_at; without them those fields are null. With a value model the rows must carry the
-    value columns (``features.value``), as the feature snapshot does.
+    value columns (``features.value``), as the feature snapshot does. ``job.features`` is not used: the rows
+    come built.
     """
+    models = job.models
     lifecycle = [c for c in LIFECYCLE_COLUMNS if c in features.columns]
     columns = [CUSTOMER_ID, *models.inputs, *lifecycle]
     missing = [c for c in columns if c not in features.columns]
@@ -111,138 +114,40 @@ def score_spark(features, *, as_of, models: Models, config: ServingConfig, reaso
     if missing:
         raise ValueError(f"Spark feature table lacks {missing[:10]}")
     features = features.select(*columns)
-    schema = spark_schema(empty_scores(as_of=as_of, models=models, config=config, reasons=reasons))
+    schema = spark_schema(empty_scores(job))
     n = partitions or features.rdd.getNumPartitions()
     features = features.repartition(n, CUSTOMER_ID)
 
     def run(batches):
         for pdf in batches:
             if len(pdf):
-                yield score_frame(pdf, as_of=as_of, models=models, config=config, reasons=reasons)
+                yield score_frame(pdf, job)
 
     return features.mapInPandas(run, schema=schema)
 
 
-PART, TABLE, PAYLOAD = "_retain_part", "_retain_table", "_retain_payload"
-TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
-
-
-def customer_key(df):
-    """customer_id as the text ``validate`` makes of it, so every table sends a customer to the same partition.
-
-    Parquet files may store ids as numbers in one table and text in another; 17, 17.0 and "17" are one customer.
-    """
-    from pyspark.sql import functions as F
-
-    col, kind = F.col(CUSTOMER_ID), dict(df.dtypes)[CUSTOMER_ID]
-    if kind in ("float", "double") or kind.startswith("decimal"):
-        return F.when(col == F.floor(col), col.cast("long").cast("string")).otherwise(col.cast("string"))
-    return col.cast("string")
-
-
-def check_spark_input(tables: dict) -> None:
-    """Time columns must be Spark timestamps (text dates sort as text), and the session clock UTC."""
-    from pyspark.sql import SparkSession
-
-    for name, df in tables.items():
-        column = TABLES[name].time_column
-        kind = dict(df.dtypes).get(column)
-        if kind is not None and kind not in TIME_TYPES:
-            raise ValueError(
-                f"Spark table {name}, column {column!r}: type {kind}, expected a timestamp; "
-                f"convert it first, e.g. df.withColumn({column!r}, F.to_timestamp({column!r}))"
-            )
-    zone = SparkSession.getActiveSession().conf.get("spark.sql.session.timeZone")
-    if zone != "UTC":
-        raise ValueError(
-            f"spark.sql.session.timeZone is {zone!r}; set it to UTC so naive timestamps reach pandas unchanged"
-        )
-
-
-def _to_bytes(frame: pd.DataFrame) -> bytes:
-    """One table's rows of one partition as a compressed Arrow stream (a Spark binary cell holds < 2 GiB)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_bytes(payload: bytes) -> pd.DataFrame:
-    return pa.ipc.open_stream(payload).read_pandas()
-
-
-def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
-    """What the builders' ``learn`` steps need, as pandas on the driver, never the whole of the big tables.
-
-    Customers and interests as they are (one row or a few per customer). Orders:
-    every order of the buyers the BG/NBD and Gamma-Gamma fits sample (``lifetime.in_sample``,
-    the same CRC-32 rule) with its amount, and each other customer's first order, which is
-    all the other steps need from orders (who is known before the cutoff), with amount 0.
-    """
-    from pyspark.sql import functions as F
-
-    out = {name: tables[name].toPandas() for name in (CUSTOMERS.name, INTERESTS.name) if name in tables}
-    if ORDERS.name in tables:
-        orders = tables[ORDERS.name]
-        orders = orders.select(customer_key(orders).alias(CUSTOMER_ID), ORDERS.ordered_at, ORDERS.amount)
-        buyers = orders.where(F.col(ORDERS.ordered_at) < F.lit(parse_cutoff(as_of))).select(CUSTOMER_ID).distinct()
-        if CUSTOMERS.name in tables:  # rows of unknown customers are not in the population
-            known = tables[CUSTOMERS.name].select(customer_key(tables[CUSTOMERS.name]).alias(CUSTOMER_ID))
-            buyers = buyers.join(known, on=CUSTOMER_ID, how="left_semi")
-        modulus = lifetime.sample_modulus(buyers.count())
-        if modulus > 1:  # the sample's orders, each other customer's first (no order twice: the fit counts them)
-            in_sample = F.crc32(CUSTOMER_ID) % modulus == 0
-            first = orders.where(~in_sample).groupBy(CUSTOMER_ID).agg(F.min(ORDERS.ordered_at).alias(ORDERS.ordered_at))
-            first = first.withColumn(ORDERS.amount, F.lit(0.0).cast(dict(orders.dtypes)[ORDERS.amount]))
-            orders = orders.where(in_sample).unionByName(first)
-        out[ORDERS.name] = orders.toPandas()
-    return out
-
-
 def score_partition(
     frames: dict[str, pd.DataFrame],
+    job: ScoringJob,
     *,
-    as_of,
-    models: Models,
-    config: ServingConfig,
-    features: FeaturesConfig,
-    lifecycle_config: LifecycleConfig,
     vocabulary: dict,
-    reasons: bool = False,
     offers: tuple[str, ...] = (),
     orphans: str = "error",
 ) -> pd.DataFrame:
     """Some customers with all their rows in every table -> their scores, exactly as the batch job makes them.
 
-    ``vocabulary`` is the whole population's. A partition whose customers are all
-    unknown before the cutoff gives no rows.
+    ``vocabulary`` is the whole population's; ``offers`` and ``orphans`` as in ``features.sources.check_tables``.
+    A partition whose customers are all unknown before the cutoff gives no rows.
     """
     tables = check_tables(frames, offers=offers, orphans=orphans, allow_empty=True)
-    frame = snapshot_frame(
-        tables,
-        as_of=as_of,
-        models=models,
-        features=features,
-        lifecycle_config=lifecycle_config,
-        vocabulary=vocabulary,
-        progress=False,
-    )
-    if frame.empty:
-        return empty_scores(as_of=as_of, models=models, config=config, reasons=reasons)
-    day = parse_cutoff(as_of).strftime("%Y-%m-%d")
-    return score_frame(frame, as_of=day, models=models, config=config, reasons=reasons)
+    frame = snapshot_frame(tables, job, vocabulary=vocabulary, progress=False)
+    return empty_scores(job) if frame.empty else score_frame(frame, job)
 
 
 def score_tables_spark(
     tables: dict,
+    job: ScoringJob,
     *,
-    as_of,
-    models: Models,
-    config: ServingConfig,
-    features: FeaturesConfig,
-    lifecycle_config: LifecycleConfig,
-    reasons: bool = False,
     partitions: int | None = None,
     offers: tuple[str, ...] = (),
     orphans: str = "error",
@@ -253,65 +158,20 @@ def score_tables_spark(
     each partition goes through :func:`score_partition` with the population's
     vocabulary, learned here on the driver.
     """
-    from pyspark.sql import functions as F
-
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise ValueError(f"unknown table(s) {unknown}; expected some of {list(TABLES)}")
     check_spark_input(tables)
-    probe = check_tables(population_tables(tables, as_of=as_of), offers=offers, orphans=orphans)
-    vocabulary = learn_vocabulary(probe, cutoff=as_of, config=features)
+    probe = check_tables(population_tables(tables, as_of=job.as_of), offers=offers, orphans=orphans)
+    vocabulary = learn_vocabulary(probe, cutoff=job.as_of, config=job.features)
     empty = {name: df.limit(0).toPandas() for name, df in tables.items()}  # a table with no rows in a partition
-    schema = spark_schema(empty_scores(as_of=as_of, models=models, config=config, reasons=reasons))
+    schema = spark_schema(empty_scores(job))
     n = partitions or max(df.rdd.getNumPartitions() for df in tables.values())
 
-    def pack(name: str):
-        def run(pdf: pd.DataFrame) -> pd.DataFrame:
-            part = int(pdf[PART].iloc[0])
-            return pd.DataFrame({PART: [part], TABLE: [name], PAYLOAD: [_to_bytes(pdf.drop(columns=PART))]})
-
-        return run
-
-    packed = None
-    for name, df in tables.items():
-        rows = df.withColumn(PART, F.pmod(F.hash(customer_key(df)), F.lit(n)))
-        one = rows.groupBy(PART).applyInPandas(pack(name), schema=f"{PART} int, {TABLE} string, {PAYLOAD} binary")
-        packed = one if packed is None else packed.unionByName(one)
-
     def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        frames = {**empty, **{t: _from_bytes(b) for t, b in zip(pdf[TABLE], pdf[PAYLOAD], strict=True)}}
-        return score_partition(
-            frames,
-            as_of=as_of,
-            models=models,
-            config=config,
-            features=features,
-            lifecycle_config=lifecycle_config,
-            vocabulary=vocabulary,
-            reasons=reasons,
-            offers=offers,
-            orphans=orphans,
-        )
+        return score_partition(unpack(pdf, empty), job, vocabulary=vocabulary, offers=offers, orphans=orphans)
 
-    return packed.groupBy(PART).applyInPandas(run, schema=schema)
-
-
-def read_tables(spark, data: str) -> dict:
-    """``<data>/<table>.parquet`` for each contract table that exists there (the offers log is not needed)."""
-    from pyspark.errors import AnalysisException
-
-    tables = {}
-    for name in TABLES:
-        if name == OFFERS.name:
-            continue
-        try:
-            tables[name] = spark.read.parquet(f"{data.rstrip('/')}/{name}.parquet")
-        except AnalysisException as exc:
-            if "PATH_NOT_FOUND" not in str(exc) and "Path does not exist" not in str(exc):
-                raise
-    if not tables:
-        raise SystemExit(f"{data}: no <table>.parquet for any of {[t for t in TABLES if t != OFFERS.name]}")
-    return tables
+    return by_customer(tables, n).groupBy(PART).applyInPandas(run, schema=schema)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -333,21 +193,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = ServingConfig.load(args.configs)
     models = load_models(config)  # refuses (no champion at all, a broken one) before Spark starts
+    features = load_config(FeaturesConfig, f"{args.configs}/features.yaml")
+    job = ScoringJob(args.as_of, models, config, features, reasons=args.reasons)
     spark = SparkSession.builder.appName("retain-scoring").config("spark.sql.session.timeZone", "UTC").getOrCreate()
     if args.data:
-        scores = score_tables_spark(
-            read_tables(spark, args.data),
-            as_of=args.as_of,
-            models=models,
-            config=config,
-            features=load_config(FeaturesConfig, f"{args.configs}/features.yaml"),
-            lifecycle_config=config.lifecycle,
-            reasons=args.reasons,
-            orphans=args.orphans,
-        )
+        scores = score_tables_spark(read_tables(spark, args.data), job, orphans=args.orphans)
     else:
-        features = spark.read.parquet(args.features)
-        scores = score_spark(features, as_of=args.as_of, models=models, config=config, reasons=args.reasons)
+        scores = score_spark(spark.read.parquet(args.features), job)
     scores.write.mode("overwrite").parquet(args.out)  # Spark commits the folder atomically (_SUCCESS)
 
 

@@ -34,17 +34,16 @@ log = logging.getLogger(__name__)
 
 TABLE = "features"
 META = "meta"
+RESCORE = "rerun `python -m retain score --as-of DATE` to write it again"  # what to do about a bad snapshot
 
 
 class StoreError(RuntimeError):
-    """The snapshot is missing, unreadable or damaged; the message says which file and what to run.
+    """The snapshot is missing, unreadable or damaged: ``reason`` says what and what to run (fit to show over
+    HTTP); the message puts the file's ``path`` before it."""
 
-    ``reason`` is the message without the file's path, fit to show over HTTP.
-    """
-
-    def __init__(self, message: str, *, reason: str | None = None):
-        super().__init__(message)
-        self.reason = reason or message
+    def __init__(self, reason: str, path: Path | None = None):
+        super().__init__(reason if path is None else f"{path}: {reason}")
+        self.reason, self.path = reason, path
 
 
 class FeatureStore(Protocol):
@@ -147,10 +146,7 @@ class SQLiteStore:
         self.accept = None  # (columns) -> None, raising when a new snapshot's columns do not fit (the service's models)
         key = self._stat()
         if key is None:
-            raise StoreError(
-                f"{self.path}: no feature snapshot; run `python -m retain score --as-of DATE` to write it",
-                reason="no feature snapshot; run `python -m retain score --as-of DATE` to write it",
-            )
+            raise StoreError("no feature snapshot; run `python -m retain score --as-of DATE` to write it", self.path)
         self._con, self._meta = self._open()
         self._key = self._seen = key
 
@@ -163,14 +159,10 @@ class SQLiteStore:
 
     def _open(self) -> tuple[sqlite3.Connection, dict]:
         """A checked connection to the file now at ``path``, with its meta; StoreError when unusable."""
-        what = "rerun `python -m retain score --as-of DATE` to write it again"
         try:
             con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"{self.path}: cannot open the feature snapshot ({exc}); {what}",
-                reason=f"cannot open the feature snapshot ({exc}); {what}",
-            ) from exc
+            raise StoreError(f"cannot open the feature snapshot ({exc}); {RESCORE}", self.path) from exc
         try:
             meta = dict(con.execute(f"SELECT key, value FROM {META}").fetchall())
             for key in ("columns", "numeric", "text"):
@@ -185,14 +177,14 @@ class SQLiteStore:
         except (sqlite3.Error, KeyError, ValueError, TypeError) as exc:
             con.close()
             detail = f"not a readable feature snapshot ({type(exc).__name__}: {exc})"
-            raise StoreError(f"{self.path}: {detail}; {what}", reason=f"{detail}; {what}") from exc
+            raise StoreError(f"{detail}; {RESCORE}", self.path) from exc
         if self.accept is not None:
             try:
                 self.accept(meta["columns"])
             except Exception as exc:
                 con.close()
                 detail = f"the feature snapshot does not fit the models: {getattr(exc, 'reason', None) or exc}"
-                raise StoreError(f"{self.path}: {detail}", reason=detail) from exc
+                raise StoreError(detail, self.path) from exc
         return con, meta
 
     def refresh(self) -> None:
@@ -249,7 +241,7 @@ class SQLiteStore:
         self.refresh()
         with self._lock:
             if self._broken:
-                raise StoreError(f"{self.path}: {self._broken}", reason=self._broken)
+                raise StoreError(self._broken, self.path)
             con, meta = self._con, self._meta
             wanted = list(dict.fromkeys(ids))
             found: dict[str, tuple] = {}
@@ -262,12 +254,9 @@ class SQLiteStore:
                 hits = [i for i in ids if i in found]
                 return hits, self._columns([found[i] for i in hits], meta)
             except (sqlite3.Error, ValueError, TypeError) as exc:
-                self._broken = (
-                    f"the feature snapshot is damaged ({type(exc).__name__}); "
-                    "rerun `python -m retain score --as-of DATE` to write it again"
-                )
+                self._broken = f"the feature snapshot is damaged ({type(exc).__name__}); {RESCORE}"
                 log.error("%s: %s", self.path, self._broken)
-                raise StoreError(f"{self.path}: {self._broken}", reason=self._broken) from exc
+                raise StoreError(self._broken, self.path) from exc
 
     @staticmethod
     def _columns(rows: list[tuple], meta: dict) -> dict:

@@ -59,6 +59,7 @@ from features.contract import CUSTOMER_ID, EVENT_TYPES, NO_OFFER
 from features.io import write_parquet_atomic
 from modeling.economics import best_arms, true_rewards
 
+END = "2026-06-30"  # the default data window's end: the first instant with no data
 SECONDS_PER_DAY = 86_400
 HORIZON_DAYS = 90
 RESPONSE_DAYS = 14
@@ -257,7 +258,7 @@ def generate(
     days: int = 730,
     seed: int = 7,
     offer_effect_scale: float = 1.0,
-    end: str | pd.Timestamp = "2026-06-30",
+    end: str | pd.Timestamp = END,
     horizon_days: int = HORIZON_DAYS,
 ) -> DemoData:
     """Simulate ``n_customers`` over ``[end - days, end)`` and compute churn and offer truth.
@@ -330,7 +331,7 @@ def generate(
     reveal_own = np.concatenate([all_own, reveal[0]])
     reveal_at = np.concatenate([all_t, reveal[1]])
     del reveal
-    truth = _Truth(p, season, T, reveal_own, reveal_at, all_own, all_t, offers, offer_effect_scale)
+    truth = _Truth(p, season, reveal_own, reveal_at, all_own, all_t, offers, offer_effect_scale)
     del reveal_own, reveal_at
     truth.set_sends(sends)
     cutoffs = truth_cutoffs_days(T, horizon_days)
@@ -347,11 +348,6 @@ def truth_cutoffs_days(T: float, horizon_days: int = HORIZON_DAYS) -> np.ndarray
     last = T - horizon_days
     c = last - np.arange(TRUTH_SPAN_DAYS // TRUTH_STEP_DAYS, -1, -1) * TRUTH_STEP_DAYS
     return c[c > 0]
-
-
-def truth_cutoffs(demo: DemoData) -> list[pd.Timestamp]:
-    """The truth cutoffs as timestamps (midnights)."""
-    return sorted(pd.Timestamp(c) for c in demo.truth_churn["cutoff"].unique())
 
 
 def _campaigns(rng, p, campaigns, o_own, o_t, scale):
@@ -373,9 +369,7 @@ def _campaigns(rng, p, campaigns, o_own, o_t, scale):
         a = rng.choice(len(ARMS), pick.size, p=ARM_PROBS).astype(np.int8)
         q = pick.astype(np.float64) * 4096.0 + s
         pos = np.minimum(np.searchsorted(key, q), max(key.size - 1, 0))
-        natural = (
-            (key.size > 0) & (key[pos] >= q) & (key[pos] < q + RESPONSE_DAYS) if key.size else np.zeros(pick.size, bool)
-        )
+        natural = (key[pos] >= q) & (key[pos] < q + RESPONSE_DAYS) if key.size else np.zeros(pick.size, bool)
         seg = p["segment"][pick]
         responsive = ((seg == 1) & (a == 0)) | ((seg == 2) & (a == 1))
         alive = p["died"][pick] > s
@@ -389,7 +383,10 @@ def _campaigns(rng, p, campaigns, o_own, o_t, scale):
         own.append(pick.astype(np.int32))
         sent.append(np.full(pick.size, s))
         arm.append(a)
-    cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)  # noqa: E731
+
+    def cat(xs, dtype):
+        return np.concatenate(xs).astype(dtype) if xs else np.zeros(0, dtype)
+
     offers = {"own": cat(own, np.int32), "sent": cat(sent, np.float64), "arm": cat(arm, np.int8)}
     return offers, cat(ind_own, np.int32), cat(ind_t, np.float64), cat(ind_arm, np.int8)
 
@@ -600,8 +597,8 @@ class _Truth:
     sent at midnight, so their likelihood factors switch on exactly at grid knots.
     """
 
-    def __init__(self, p, season, T, r_own, r_at, o_own, o_t, offers, scale):
-        self.p, self.season, self.T, self.scale = p, season, T, scale
+    def __init__(self, p, season, r_own, r_at, o_own, o_t, offers, scale):
+        self.p, self.season, self.scale = p, season, scale
         n = p["signup"].size
         # (customer, second known alive) sorted: the last key below (customer, cutoff) is the last
         # alive-revealing moment.  Keying on "alive at" rather than "seen at" is exact here because

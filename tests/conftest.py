@@ -1,7 +1,14 @@
-"""Tiny hand-written tables whose features can be computed by hand."""
+"""Tiny hand-written tables whose features can be computed by hand; where MLflow points, put back after each test.
+
+Tests point ``MLFLOW_TRACKING_URI`` (and MLflow's own global tracking URI and active experiment) at their
+stores, and ``RETAIN_CONFIGS`` at their settings; left set, they would send a later test to the wrong store.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +16,64 @@ import pytest
 
 CUTOFF = "2024-05-10"
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+TRACKING_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "RETAIN_CONFIGS")
+
+
+def _tracking_state() -> tuple[dict[str, str | None], str | None, str | None]:
+    """The variables in :data:`TRACKING_ENV`, MLflow's global tracking URI and active experiment (None unset).
+
+    MLflow keeps the latter two in module globals with no public getter for "unset" (``get_tracking_uri`` falls
+    back to the environment), so they are read where MLflow keeps them; an MLflow not yet imported has none.
+    """
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    fluent = sys.modules.get("mlflow.tracking.fluent")
+    return (
+        {k: os.environ.get(k) for k in TRACKING_ENV},
+        utils._tracking_uri if utils else None,
+        fluent._active_experiment_id if fluent else None,
+    )
+
+
+def _restore(state: tuple[dict[str, str | None], str | None, str | None]) -> None:
+    env, uri, experiment = state
+    if "mlflow" in sys.modules:
+        import mlflow
+        from mlflow.tracking import fluent
+
+        mlflow.set_tracking_uri(uri)  # also sets or clears MLFLOW_TRACKING_URI, so the environment comes after
+        fluent._active_experiment_id = experiment
+    for key, value in env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_SESSION_START = _tracking_state()
+
+
+@contextlib.contextmanager
+def kept_tracking():
+    """Inside the block tests may point MLflow and ``RETAIN_CONFIGS`` anywhere; after it, all is as before."""
+    before = _tracking_state()
+    try:
+        yield
+    finally:
+        _restore(before)
+
+
+@pytest.fixture(autouse=True)
+def _tracking_per_test():
+    """What a test points at ends with it (a module fixture's pointing, set before the test, stays)."""
+    with kept_tracking():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _tracking_per_module():
+    """What a module's fixtures point at (``serving_champions.champions``) ends with the module."""
+    yield
+    _restore(_SESSION_START)
 
 
 def copy_configs(folder: Path, **files: str) -> Path:

@@ -1,15 +1,14 @@
 """Small real champions for the serving tests, trained once per test process.
 
-The churn champion comes from the real pipeline (``training.train.train_churn``)
-on small demo data, in a temporary MLflow SQLite store. The offer champion comes
-from ``training.offers.train_offers`` when it runs; while it does not, a small
-S-learner is logged in the very format ``modeling.offer_model`` defines, so the
-serving code is exercised against the same artifact layout. Only tests import
-training; ``serving/`` never does.
+Both come from the real trainers on small demo data, in a temporary MLflow SQLite store: the churn
+champion from ``train_churn``, the offer champion from ``train_offers`` (the ones ``retain train-churn``
+and ``retain train-offers`` run), so a broken trainer fails every test that needs a champion. Only tests
+import training; ``serving/`` never does.
 
-``offer_only`` is a second shop and registry: customers and a campaign log but no
-orders table, and only an offer champion (``train_offers``) registered, no churn
-champion; its feature snapshot is written by the batch job.
+``offer_only`` is a second shop and registry: customers and a campaign log but no orders table, and only
+an offer champion registered, no churn champion; its feature snapshot is written by the batch job.
+
+Where MLflow points is put back by ``tests.conftest`` after every test and every module.
 """
 
 from __future__ import annotations
@@ -18,15 +17,11 @@ import contextlib
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from features.config import FeaturesConfig, OfferCatalog
-from tests.conftest import copy_configs
+from tests.conftest import copy_configs, kept_tracking
 
 AS_OF = "2026-06-01"
 N_CUSTOMERS = 2500
@@ -41,52 +36,47 @@ class Champions:
     data_dir: Path
     configs: Path
     store: Path
-    offer_source: str  # "train_offers" or "stand-in"
 
 
 def champions(root: Path) -> Champions:
-    """Train (once per process) and register both champions; set MLFLOW_TRACKING_URI for the session."""
-    if "c" in _CACHE:
-        os.environ["MLFLOW_TRACKING_URI"] = _CACHE["c"].uri
-        return _CACHE["c"]
-    from features.runtime import quiet_telemetry
-    from simulator.demo_data import generate, write
+    """Train (once per process) and register both champions; point MLflow at their registry.
 
-    quiet_telemetry()
-    uri = f"sqlite:///{root}/mlflow.db"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    demo = generate(N_CUSTOMERS, days=730, seed=SEED)
-    data_dir = write(demo, root / "data")
-    catalog = OfferCatalog()
-    from features.sources import load_tables
+    The pointing lasts as long as the test, or the module fixture, that asked (``tests.conftest`` ends it).
+    """
+    if "c" not in _CACHE:
+        from features.runtime import quiet_telemetry
+        from features.sources import load_tables
+        from simulator.demo_data import generate, write
 
-    tables = load_tables(data_dir, offers=catalog.names)
-    _train_churn(tables, root)
-    source = _offer_champion(tables, catalog, root)
-    store = root / "store.sqlite"
-    configs = copy_configs(root / "configs", serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
-    _CACHE["c"] = Champions(root, uri, data_dir, configs, store, source)
+        quiet_telemetry()
+        uri = f"sqlite:///{root}/mlflow.db"
+        _point_at(uri)
+        data_dir = write(generate(N_CUSTOMERS, days=730, seed=SEED), root / "data")
+        catalog = OfferCatalog()
+        tables = load_tables(data_dir, offers=catalog.names)
+        _train_churn(tables, root)
+        _train_offers(tables, catalog, root)
+        store = root / "store.sqlite"
+        configs = copy_configs(root / "configs", serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
+        _CACHE["c"] = Champions(root, uri, data_dir, configs, store)
+    _point_at(_CACHE["c"].uri)
     return _CACHE["c"]
 
 
 @contextlib.contextmanager
 def registry(uri: str):
-    """MLFLOW_TRACKING_URI (and MLflow's own setting) pointed at ``uri`` inside the block, restored after."""
+    """MLflow pointed at ``uri`` inside the block; after it, wherever it pointed before."""
+    with kept_tracking():
+        _point_at(uri)
+        yield uri
+
+
+def _point_at(uri: str) -> None:
+    """``MLFLOW_TRACKING_URI`` and MLflow's own global setting (which wins over it) both at ``uri``."""
     import mlflow
 
-    before = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     mlflow.set_tracking_uri(uri)
-    try:
-        yield uri
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = before
-        from features.runtime import tracking_uri
-
-        mlflow.set_tracking_uri(tracking_uri())
 
 
 def register_version(uri: str, name: str, source: str, run_id: str, champion: bool = True) -> str:
@@ -136,7 +126,6 @@ def offer_only(root: Path) -> Champions:
     from serving.config import ServingConfig
     from serving.models import load_models
     from simulator.demo_data import generate
-    from training.offers import OfferModelConfig, train_offers
 
     quiet_telemetry()
     data_dir = root / "data"
@@ -153,18 +142,17 @@ def offer_only(root: Path) -> Champions:
     configs = copy_configs(root / "configs", serving=f"store: {store}\nworkers: 1\nmax_customers_per_request: 50\n")
     uri = f"sqlite:///{root}/mlflow.db"
     with registry(uri):
-        config = OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers")
-        train_offers(tables, catalog=catalog, config=config, out_dir=root / "offers")
+        _train_offers(tables, catalog, root)
         serving = ServingConfig(store=str(store))
         score_batch(serving, tables, load_models(serving, tracking_uri=uri), root / "scores.parquet", store=store)
-    _CACHE["offer_only"] = Champions(root, uri, data_dir, configs, store, "train_offers")
+    _CACHE["offer_only"] = Champions(root, uri, data_dir, configs, store)
     return _CACHE["offer_only"]
 
 
 def _train_churn(tables, root: Path) -> None:
     from training.config import ChurnConfig
     from training.datasets import build_panel, plan_for
-    from training.registry import start_tracking
+    from training.runs import start_tracking
     from training.train import train_churn
 
     features = FeaturesConfig()
@@ -178,88 +166,28 @@ def _train_churn(tables, root: Path) -> None:
     train_churn(tables, panel, plan, features=features, config=config, out_dir=root / "churn")
 
 
-def _offer_champion(tables, catalog: OfferCatalog, root: Path) -> str:
-    try:
-        from training.offers import OfferModelConfig, train_offers
+def _train_offers(tables, catalog: OfferCatalog, root: Path) -> None:
+    """``retain train-offers``' trainer, registering the offer champion: one S-learner, no tuning (seconds)."""
+    from training.offers.config import OfferModelConfig
+    from training.offers.pipeline import train_offers
 
-        train_offers(
-            tables,
-            catalog=catalog,
-            config=OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers"),
-            out_dir=root / "offers",
-        )
-        return "train_offers"
-    except Exception as exc:  # the offer trainer is still being finished
-        warnings.warn(f"train_offers failed ({type(exc).__name__}); registering a stand-in offer model", stacklevel=2)
-        _stand_in_offer(tables, catalog, root)
-        return "stand-in"
+    config = OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers")
+    train_offers(tables, catalog=catalog, config=config, out_dir=root / "offers")
 
 
-def _stand_in_offer(tables, catalog: OfferCatalog, root: Path) -> None:
-    """An S-learner over the offer log, saved and registered exactly like the real offer model."""
-    import lightgbm as lgb
-    import mlflow
-    from mlflow import MlflowClient
+def scoring_job(models, config, *, reasons: bool = False):
+    """The ``ScoringJob`` of the tests: the demo as-of date, ``config`` (with its lifecycle rules), default features."""
+    from serving.job import ScoringJob
 
-    from features.build import build_features, feature_columns
-    from features.contract import CUSTOMER_ID
-    from modeling.offer_model import ARM_COLUMN, OfferPolicyModel, arm_frame, save_model
-
-    offers = tables.offers.copy()
-    arms = ["none", *catalog.names]
-    cutoff = offers["sent_at"].min().normalize()
-    sends = offers[offers["sent_at"] >= cutoff].drop_duplicates(CUSTOMER_ID)
-    frame = build_features(tables, cutoff=cutoff).reset_index()
-    rows = sends.merge(frame, on=CUSTOMER_ID, how="inner")
-    features = [c for c in feature_columns(frame) if c != CUSTOMER_ID]
-    categories = {
-        c: sorted(frame[c].dropna().astype(str).unique()) for c in features if frame[c].dtype.kind not in "fiub"
-    }
-    X = arm_frame(rows, features, categories).assign(**{ARM_COLUMN: rows["offer"].map(arms.index).to_numpy()})
-    booster = lgb.LGBMClassifier(n_estimators=30, num_leaves=8, verbose=-1, random_state=0).fit(X, rows["converted"])
-    spec = {
-        "arms": arms,
-        "terms": {a: [{"booster": 0, "arm_code": j, "weight": 1.0}] for j, a in enumerate(arms)},
-        "features": features,
-        "categories": categories,
-        "catalog": catalog.model_dump(),
-        "order_value_feature": "sales_avg_order_value_all",
-        "default_order_value": float(np.nanmean(frame["sales_avg_order_value_all"])),
-        "order_count_feature": "sales_orders_all",
-        "constant_offer": None,
-    }
-    folder = save_model([booster.booster_], spec, root / "offer_model")
-    example = rows[features].head(5).copy()
-    for c in categories:
-        example[c] = example[c].astype(object)
-    mlflow.set_experiment("retain-offers")
-    with mlflow.start_run(run_name="stand-in offers"):
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=OfferPolicyModel(),
-            artifacts={"offer_model": str(folder)},
-            input_example=pd.DataFrame(example),
-            pip_requirements=["lightgbm", "pandas", "numpy"],
-        )
-    version = mlflow.register_model(info.model_uri, "retain-offers").version
-    MlflowClient().set_registered_model_alias("retain-offers", "champion", version)
+    return ScoringJob(AS_OF, models, config, FeaturesConfig(), reasons=reasons)
 
 
-def build_settings() -> dict:
-    """The default feature and lifecycle settings every scoring path takes (``features``, ``lifecycle_config``)."""
-    from analytics.config import AnalyticsConfig
-
-    return {"features": FeaturesConfig(), "lifecycle_config": AnalyticsConfig().lifecycle}
-
-
-def score_batch(config, tables, models, out: Path, **kw):
+def score_batch(config, tables, models, out: Path, *, reasons: bool = False, **kw):
     """``run_batch`` with the test defaults: demo as-of date, default configs, no MLflow, no progress bar."""
     from serving.batch import run_batch
 
     kw.setdefault("track", False)
-    return run_batch(
-        tables, as_of=AS_OF, models=models, config=config, out=out, progress=False, **build_settings(), **kw
-    )
+    return run_batch(tables, scoring_job(models, config, reasons=reasons), out=out, progress=False, **kw)
 
 
 def with_snapshot(champ: Champions) -> Champions:

@@ -22,7 +22,7 @@ def customers(**columns) -> dict[str, pd.DataFrame]:
 
 def test_age_bands_become_their_midpoints(caplog):
     bands = ["<25", "25-29", "30-34", ">65", "65+", "47", None]
-    with caplog.at_level(logging.WARNING, logger="features.contract"):
+    with caplog.at_level(logging.WARNING, logger="features.numeric"):
         age = check_tables(customers(age=bands)).customers["age"]
     # closed bands are 4 wide, so an open band lies 2 beyond its edge; plain numbers stay as they are
     assert age.tolist()[:6] == [23, 27, 32, 67, 67, 47] and pd.isna(age.iloc[6])

@@ -14,8 +14,10 @@ from typer.testing import CliRunner
 from features.labels import spend_after
 from features.sources import check_tables
 from retain.cli import app
-from training.backtest import EXPERIMENT, BacktestError, read_issued, run_backtest
+from training.backtest import BacktestError, run_backtest
+from training.backtest_report import EXPERIMENT
 from training.evaluate import rate_interval
+from training.scores_file import read_issued
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2024-06-01"  # horizon 30 days: the window is [2024-06-01, 2024-07-01), its last day 2024-06-30

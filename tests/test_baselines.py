@@ -71,8 +71,16 @@ def test_rfm_by_hand_and_blind_to_the_cutoff_instant(orders_tables):
 
 
 def test_supervised_baselines_rank_by_recency(orders_tables):
+    """Recency a 45, b 28, c 9 days. With only a churned the risk rises with recency; with only b churned the
+    isotonic fit pools b and a (labels 1, 0 in recency order) to 0.5 and clips c's 0 to 1e-4. A decreasing
+    fit would give c 0.5 and a 1e-4, a constant one 1/3 to all."""
     summary = rfm(orders_tables, cutoff="2025-03-01")
+    assert list(summary["recency_days"]) == [45, 28, 9]
+    p = RecencyHeuristic().fit(summary, np.array([1, 0, 0])).predict_proba(summary)
+    assert p == pytest.approx([1 - 1e-4, 1e-4, 1e-4])
     y = np.array([0, 1, 0])
     p = RecencyHeuristic().fit(summary, y).predict_proba(summary)
-    assert p[1] >= p[0]
-    assert RfmLogistic().fit(summary, y).predict_proba(summary).shape == (3,)
+    assert p == pytest.approx([0.5, 0.5, 1e-4])
+    p = RfmLogistic().fit(summary, y).predict_proba(summary)
+    assert p.argmax() == 1  # the churner is the riskiest
+    assert p.mean() == pytest.approx(y.mean(), abs=1e-3)  # an unpenalised intercept: mean prediction = churn rate

@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 
 from features.sources import load_tables
-from serving.batch import EXPERIMENT
+from modeling.lifecycle import risk_band
+from serving.batch_tracking import EXPERIMENT
 from serving.config import ServingConfig
 from serving.models import load_models
-from serving.scoring import NO_ORDER
+from serving.schema import NO_ORDER
 from serving.store import SQLiteStore
 from tests.conftest import copy_configs
+from tests.logged_models import logged_churn
 from tests.serving_champions import AS_OF, champions, offer_only, score_args, score_batch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,10 +51,14 @@ def test_scores_every_customer_once_and_refreshes_the_snapshot(setup, tmp_path):
     assert len(scores) == result.customers > 1000
     assert scores["customer_id"].is_unique and scores["customer_id"].is_monotonic_increasing
     scored = scores["churn_probability"].notna()
-    assert scores.loc[scored, "churn_probability"].between(0, 1).all()
-    assert scores.loc[scored, "risk_band"].isin(["low", "medium", "high"]).all()
-    assert scores["lifecycle_stage"].notna().all()
     snapshot = SQLiteStore(store)
+    features = snapshot.frame().set_index("customer_id").loc[scores["customer_id"]]
+    assert (scored.to_numpy() == (features["sales_orders_all"] > 0).to_numpy()).all()  # buyers, and only they
+    expected = logged_churn(setup[2], features[scored.to_numpy()])  # MLflow's own model on the stored features
+    np.testing.assert_allclose(scores.loc[scored, "churn_probability"], expected, atol=1e-12)
+    bands = risk_band(scores.loc[scored, "churn_probability"], setup[0].lifecycle.risk_bands).astype(str)
+    assert (scores.loc[scored, "risk_band"] == bands).all()
+    assert scores["lifecycle_stage"].notna().all()
     assert snapshot.as_of == AS_OF and snapshot.rows == len(scores)
     hits, columns = snapshot.lookup([scores["customer_id"].iloc[0], "ghost"])
     assert hits == [scores["customer_id"].iloc[0]] and "lifecycle_base_stage" in columns
@@ -181,7 +187,7 @@ def test_score_command_refuses_when_neither_champion_is_registered(champ, tmp_pa
 def test_refuses_features_that_do_not_match_the_model(setup, tmp_path):
     from dataclasses import replace
 
-    from serving.models import ModelError
+    from modeling.errors import ModelError
 
     config, tables, models = setup
     odd = replace(models, churn=replace(models.churn, features=(*models.churn.features, "sales_made_up_feature")))

@@ -4,7 +4,6 @@ serves the registry's champions."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from features.sources import load_tables
+from serving.launch import SERVER_ENV, free_port, server_env
 from tests.serving_champions import champions, with_snapshot
 
 pytestmark = pytest.mark.slow
@@ -33,12 +33,6 @@ def champ(tmp_path_factory):
     return with_snapshot(champions(tmp_path_factory.mktemp("bento")))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_built_bento_serves_the_champions(champ, tmp_path):
     env = {
         **os.environ,
@@ -46,7 +40,6 @@ def test_the_built_bento_serves_the_champions(champ, tmp_path):
         "BENTOML_DO_NOT_TRACK": "true",
         "MLFLOW_TRACKING_URI": champ.uri,
         "RETAIN_CONFIGS": str(champ.configs),
-        "RETAIN_WORKERS": "1",
         # no index reachable: a build that tried to resolve packages would fail here
         "PIP_NO_INDEX": "1",
         "UV_OFFLINE": "1",
@@ -63,12 +56,14 @@ def test_the_built_bento_serves_the_champions(champ, tmp_path):
     assert "lightgbm==" in requirements and "mlflow==" in requirements
     assert not (bento / "env" / "python" / "requirements.lock.txt").exists(), "packages were locked"
     assert (bento / "src" / "serving" / "service.py").exists() and not (bento / "src" / "training").exists()
+    envs = {e["name"]: e["value"] for e in yaml.safe_load((bento / "bento.yaml").read_text())["envs"]}
+    assert {k: envs.get(k) for k in SERVER_ENV} == SERVER_ENV  # the service's own environment: telemetry off
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [BENTOML, "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
-        env=env,
+        env=server_env(env, workers=1),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

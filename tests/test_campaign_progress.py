@@ -9,8 +9,9 @@ from rich.progress import Progress
 
 from features.config import OfferCatalog
 from tests.offers_synthetic import offer_log
-from training.offer_rows import offer_training_rows
-from training.offers import OfferModelConfig, fit_and_evaluate
+from training.offers.config import OfferModelConfig
+from training.offers.dataset import offer_training_rows
+from training.offers.pipeline import fit_and_evaluate
 
 
 class Recorded(Progress):

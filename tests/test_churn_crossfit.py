@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
-from training.churn import FOLDS, calibrate, cross_fitted, folds, join_rows, out_of_fold, predict, tree_weight
+from training.churn import calibrate, predict
 from training.config import ChurnConfig
-from training.datasets import Rows
+from training.crossfit import FOLDS, cross_fitted, folds, out_of_fold, tree_weight
+from training.datasets import Rows, join_rows
 
 RFM = ("sales_days_since_last_order", "sales_orders_all", "sales_avg_order_value_all", "sales_days_since_first_order")
 

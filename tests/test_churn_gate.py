@@ -10,19 +10,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from training.config import Gate
-from training.registry import (
-    Rescore,
-    champion_score,
-    current_champion,
-    deciding,
-    end_interrupted_runs,
-    gate,
-    log_model,
-    register,
-    settle_undecided,
-    start_tracking,
-    tracked_run,
-)
+from training.gate import Rescore, champion_score, gate
+from training.model_format import log_model
+from training.registry import current_champion, deciding, register, settle_undecided
+from training.runs import end_interrupted_runs, start_tracking, tracked_run
 
 NAME = "churn-test"
 CUTOFF = "2026-04-01"
@@ -160,7 +151,7 @@ def test_no_version_is_left_without_a_decision(store, data):
 
 def test_a_write_stopped_halfway_leaves_the_old_folder_whole(tmp_path):
     """A kill inside save_model (or anywhere in a staged write) leaves the previous model folder as it was."""
-    from training.registry import clean_staging, staged
+    from training.staging import clean_staging, staged
 
     folder = tmp_path / "churn" / "model"
     folder.mkdir(parents=True)
@@ -184,10 +175,10 @@ def test_an_offer_champion_refit_on_every_send_is_not_rescored_on_them():
     """The offer champion saw every send up to its fitted_through: only later held-out sends can judge it."""
     from types import SimpleNamespace
 
-    from training.offer_registry import rescore
+    from training.offers.registry import rescore
 
     held = pd.DataFrame({"sent_at": pd.to_datetime(["2025-09-01", "2025-09-05"]), "customer_id": ["a", "b"]})
-    result = SimpleNamespace(holdout={"frame": held}, heldout=pd.DataFrame({"shipped": [1, 0]}))
+    result = SimpleNamespace(holdout=SimpleNamespace(frame=held), evaluation=SimpleNamespace(shipped=np.array([1, 0])))
     champ = SimpleNamespace(name="retain-offers", version="3", tags={"fitted_through": "2025-09-05T00:00:00"})
     out = rescore(champ, result)
     assert out.champion is None and out.challenger is None

@@ -17,7 +17,7 @@ from simulator.demo_data import generate
 from training.config import ChurnConfig
 from training.datasets import CutoffPlan, as_model_frame, build_panel, plan_for
 from training.evaluate import metrics
-from training.registry import start_tracking
+from training.runs import start_tracking
 from training.train import train_churn
 
 pytestmark = pytest.mark.slow

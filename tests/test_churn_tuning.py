@@ -6,10 +6,11 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from training.churn_tuning import study_name, tune
 from training.config import LgbmParams, Tuning
 from training.datasets import Rows
-from training.registry import start_tracking
-from training.tuning import storage_url, study_name, tune
+from training.runs import start_tracking
+from training.tuning import storage_url
 
 
 def synthetic_rows(n: int, seed: int) -> Rows:
@@ -58,8 +59,9 @@ def test_other_data_or_settings_get_their_own_study(tmp_path):
 
 def test_offer_tuning_starts_from_the_configured_settings():
     """One trial is the configured LightGBM settings themselves: tuning cannot return something untried and worse."""
-    from training.offers import OfferModelConfig, tune_params
-    from training.uplift import DEFAULT_PARAMS
+    from training.offers.config import OfferModelConfig
+    from training.offers.tuning import tune_params
+    from training.offers.uplift import DEFAULT_PARAMS
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=600), "b": rng.normal(size=600)})

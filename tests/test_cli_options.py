@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from retain.cli import app, score_format
+from retain.cli import app
+from retain.score_command import score_format
 
 NOWHERE = "/nonexistent/retain-data"  # if a command read its tables first, the error would be about this folder
 

@@ -73,7 +73,7 @@ def test_unseen_categories_fall_into_other_and_nulls_into_missing():
 
 
 def test_category_levels_keep_the_most_common_with_ties_by_value(monkeypatch):
-    import serving.drift as drift
+    import modeling.drift as drift
 
     monkeypatch.setattr(drift, "MAX_LEVELS", 2)
     bins = fit_bins("demo_region", pd.Series(["c", "b", "a", "a", "b", "c", "d"]))
@@ -193,19 +193,20 @@ def _drift_csv(path, drifted: bool):
 
 
 def test_the_report_section_names_the_drifted_features_and_the_bin_that_moved(tmp_path):
-    from analytics.report import _section, drift_section
+    from analytics.monitoring_sections import drift_section
+    from analytics.page import section_html
 
-    html = _section(drift_section(_drift_csv(tmp_path / "scores.drift.csv", drifted=True)))
+    html = section_html(drift_section(_drift_csv(tmp_path / "scores.drift.csv", drifted=True)))
     assert "<h2>Feature drift since training</h2>" in html
     assert "1 of 2 features drifted" in html and "days since the last order (PSI 0.41)" in html
     assert "1,200 customers scored, 900 in training" in html
     assert "&gt; 120: 10% → 30%" in html and "0.410" in html
-    quiet = _section(drift_section(_drift_csv(tmp_path / "quiet.drift.csv", drifted=False)))
+    quiet = section_html(drift_section(_drift_csv(tmp_path / "quiet.drift.csv", drifted=False)))
     assert "No feature drifted" in quiet
 
 
 def test_the_report_refuses_a_file_that_is_not_a_drift_table(tmp_path):
-    from analytics.report import drift_section
+    from analytics.monitoring_sections import drift_section
     from features.contract import ContractError
 
     path = tmp_path / "scores.drift.csv"

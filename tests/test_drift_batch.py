@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from modeling.drift import REFERENCE_FILE, Reference
 from retain.cli import app
-from serving.batch import EXPERIMENT
+from serving.batch_tracking import EXPERIMENT
 from serving.config import ServingConfig
 from serving.drift import COLUMNS
 from serving.models import load_models

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from serving import batch
-from serving.batch import BatchError, output_lock
 from serving.config import ServingConfig
+from serving.writer import BatchError, output_lock
 from tests.serving_champions import champions, score_args, score_batch
 
 

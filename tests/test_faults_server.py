@@ -39,11 +39,10 @@ def _configs(folder: Path, store: Path, extra: str = "") -> Path:
 @contextlib.contextmanager
 def _server(champ, configs: Path, how: str, log: Path, uri: str | None = None):
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri or champ.uri, "RETAIN_CONFIGS": str(configs), "RETAIN_API_KEY": KEY}
-    env["RETAIN_WORKERS"] = "1"
     port = launch.free_port()
     if how == "bentoml serve":
-        cmd = launch.serve_command("127.0.0.1", port)
-    else:
+        cmd, env = launch.serve_command("127.0.0.1", port), launch.server_env(env, workers=1)
+    else:  # the worker count from the configs' serving.yaml
         cmd = [sys.executable, "-m", "retain", "serve", "--no-check", "--configs", str(configs), "--port", str(port)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)

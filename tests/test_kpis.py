@@ -9,7 +9,7 @@ import pytest
 from analytics.kpis import KPI_COLUMNS, kpis
 from features.sources import check_tables
 
-START, END = "2024-04-01", "2024-05-01"
+START, END = pd.Timestamp("2024-04-01"), pd.Timestamp("2024-05-01")
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_churn_uses_the_horizon_not_the_period(tables):
     # 60-day horizon: [Apr 1, May 31); b's May 15 order means nobody churned, but the
     # data stop at the last order (May 15), so by default the horizon is not observed
     assert np.isnan(kpis(tables, start=START, end=END, horizon_days=60).loc["all", "churn_rate"])
-    k = kpis(tables, start=START, end=END, horizon_days=60, data_end="2024-06-01").loc["all"]
+    k = kpis(tables, start=START, end=END, horizon_days=60, data_end=pd.Timestamp("2024-06-01")).loc["all"]
     assert k.churn_rate == 0
     assert k.retention_rate == pytest.approx(2 / 3)  # unchanged: retention is about the period
 

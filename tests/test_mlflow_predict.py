@@ -200,9 +200,9 @@ def test_an_offer_challenger_equal_to_the_champion_ties(champ):
     from features.config import OfferCatalog
     from features.sources import load_tables
     from tests.serving_champions import registry
-    from training.offers import OfferModelConfig, train_offers
+    from training.offers.config import OfferModelConfig
+    from training.offers.pipeline import train_offers
 
-    assert champ.offer_source == "train_offers"
     catalog = OfferCatalog()
     config = OfferModelConfig(trials=0, learners=("s",), experiment="retain-offers")
     out = champ.root / "offers"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.policy import choose_learner
+from training.offers.policy import choose_learner
 
 
 def _log(n: int, seed: int):

@@ -7,8 +7,8 @@ import pytest
 
 from features.config import Offer, OfferCatalog
 from modeling.economics import choose, expected_rewards, incremental_profit
-from training.offpolicy import dr_scores, ipw_scores, qini_summary, realized_reward, uplift_curve
-from training.policy import apply_budget, check_against_constant, decide
+from training.offers.offpolicy import dr_scores, ipw_scores, qini_summary, realized_reward, uplift_curve
+from training.offers.policy import apply_budget, check_against_constant, decide
 
 CATALOG = OfferCatalog(
     offers=(

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.offer_split import OfferLogError, check_arms, choose_holdout, split_by_time, split_random
+from training.offers.errors import OfferLogError
+from training.offers.holdout import check_arms, choose_holdout, split_by_time, split_random
 
 
 def _sent(days: list[str], per_day: int) -> pd.Series:

@@ -11,10 +11,12 @@ import pytest
 
 from features.config import CONFIG_DIR, Offer, OfferCatalog, load_config
 from tests.offers_synthetic import offer_log
-from training.offer_rows import ROW, logged_propensity, offer_training_rows
-from training.offer_split import split_by_time
-from training.offers import OfferModelConfig, train_offers
-from training.uplift import make_learner
+from training.offers.config import OfferModelConfig
+from training.offers.dataset import ROW, offer_training_rows
+from training.offers.holdout import split_by_time
+from training.offers.pipeline import train_offers
+from training.offers.propensity import logged_propensity
+from training.offers.uplift import make_learner
 
 pytestmark = pytest.mark.slow
 CATALOG = load_config(OfferCatalog, CONFIG_DIR / "offers.yaml")
@@ -60,19 +62,20 @@ def test_learners_recover_the_region_effects(kind):
 def test_each_segment_gets_the_offer_it_responds_to():
     tables, truth = offer_log(n_customers=10000, campaigns=3, seed=2)
     result = train_offers(tables, catalog=CATALOG, config=FAST, truth=truth, out_dir=None, track=False)
-    region = truth["segment"].to_numpy()[result.heldout[ROW]]
+    region = truth["segment"].to_numpy()[result.holdout.frame[ROW]]
     names = np.array(["none", "free_shipping", "discount_20"])
-    chosen = pd.Series(names[result.heldout["learned"]]).groupby(region).agg(lambda s: s.value_counts().idxmax())
+    chosen = pd.Series(names[result.evaluation.learned]).groupby(region).agg(lambda s: s.value_counts().idxmax())
     assert chosen["north"] == "free_shipping" and chosen["south"] == "discount_20" and chosen["east"] == "none"
-    assert result.fallback.constant_arm is None, result.fallback.reason
-    assert result.policies.loc["shipped", "true_gain"] >= 0.8 * result.policies.loc["oracle", "true_gain"]
+    assert result.evaluation.fallback.constant_arm is None, result.evaluation.fallback.reason
+    policies = result.evaluation.policies
+    assert policies.loc["shipped", "true_gain"] >= 0.8 * policies.loc["oracle", "true_gain"]
 
 
 def test_no_effect_means_no_offers():
     tables, truth = offer_log(n_customers=3000, campaigns=4, seed=3, effect_scale=0.0)
     result = train_offers(tables, catalog=CATALOG, config=FAST, truth=truth, out_dir=None, track=False)
-    assert (result.heldout["shipped"] > 0).mean() <= 0.05
-    assert (result.heldout["learned"] > 0).mean() <= 0.2
+    assert (result.evaluation.shipped > 0).mean() <= 0.05
+    assert (result.evaluation.learned > 0).mean() <= 0.2
 
 
 def test_offers_costlier_than_any_gain_are_never_sent():
@@ -84,7 +87,7 @@ def test_offers_costlier_than_any_gain_are_never_sent():
         )
     )
     result = train_offers(tables, catalog=costly, config=FAST, truth=truth, out_dir=None, track=False)
-    assert (result.heldout["learned"] == 0).all() and (result.heldout["shipped"] == 0).all()
+    assert (result.evaluation.learned == 0).all() and (result.evaluation.shipped == 0).all()
 
 
 def test_a_log_that_is_not_randomised_is_flagged_and_propensities_are_estimated(caplog):
@@ -95,7 +98,7 @@ def test_a_log_that_is_not_randomised_is_flagged_and_propensities_are_estimated(
     offers.loc[rich & (offers["offer"] == "discount_20"), "offer"] = "none"  # the best customers never get it
     tables = replace(tables, offers=offers)
     rows = offer_training_rows(tables, catalog=CATALOG)
-    with caplog.at_level(logging.WARNING, logger="training.offer_rows"):
+    with caplog.at_level(logging.WARNING, logger="training.offers.propensity"):
         propensity, source = logged_propensity(rows, FAST)
     assert source == "estimated" and "does not look randomised" in caplog.text and "discount_20" in caplog.text
     high = rows.frame["customer_id"].isin(rich_ids).to_numpy()

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from features.config import Offer, OfferCatalog
-from training.offer_split import OfferLogError
-from training.offer_value import conversion_value
+from training.offers.conversion_value import conversion_value
+from training.offers.errors import OfferLogError
 
 CATALOG = OfferCatalog(
     offers=(

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from features.build import build_features
 from features.config import FeaturesConfig
-from features.contract import ContractError, parse_time
+from features.contract import ContractError
+from features.dates import parse_time
 from features.sources import check_tables, load_tables
 from retain.cli import app
 from tests.conftest import copy_configs
@@ -161,7 +162,7 @@ o3,b,2024-05-02 12:00,6,,3,socks,1
 
 def test_order_lines_with_a_repeated_order_id_are_summed(tmp_path, caplog):
     write(tmp_path / "d", "orders", LINES)
-    with caplog.at_level(logging.WARNING, logger="features.contract"):
+    with caplog.at_level(logging.WARNING, logger="features.order_lines"):
         orders = load_tables(tmp_path / "d").orders.set_index("order_id")
     assert list(orders.index) == ["o1", "o2", "o3"]
     assert list(orders["customer_id"]) == ["a", "a", "b"]
@@ -201,7 +202,7 @@ def test_lines_without_order_id_are_grouped_by_customer_and_time(tmp_path, caplo
         '"007","11/20/2000","12","120107"\n'
         '"008","11/1/2000","5","110411"\n',
     )
-    with caplog.at_level(logging.WARNING, logger="features.contract"):
+    with caplog.at_level(logging.WARNING, logger="features.order_lines"):
         orders = load_tables(tmp_path / "d").orders
     assert list(orders["customer_id"]) == ["007", "007", "008"]
     assert list(orders["ordered_at"]) == [pd.Timestamp(d) for d in ("2000-11-01", "2000-11-20", "2000-11-01")]
@@ -223,7 +224,7 @@ def test_lines_with_an_empty_order_id_are_grouped_by_customer_and_time(tmp_path)
 
 def test_one_row_per_order_comes_back_unchanged(tmp_path, caplog):
     write(tmp_path / "d", "orders", "order_id,customer_id,ordered_at,amount\no1,a,2024-05-01,1\no2,a,2024-05-01,2\n")
-    with caplog.at_level(logging.WARNING, logger="features.contract"):
+    with caplog.at_level(logging.WARNING, logger="features.order_lines"):
         orders = load_tables(tmp_path / "d").orders
     assert list(orders["amount"]) == [1, 2] and "n_items" not in orders.columns  # two orders at the same time
     assert "summed" not in caplog.text

@@ -1,4 +1,5 @@
-"""Invariance: rows dated at or after the cutoff never change any feature."""
+"""Invariance: rows dated at or after the cutoff never change any feature; the cutoff instant is future
+for labels, lifecycle, KPIs and cohorts too."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics.cohorts import cohort_retention
+from analytics.kpis import kpis
 from features.build import build_features
 from features.contract import EVENT_TYPES
+from features.labels import churn_labels, spend_after
 from features.sources import check_tables
+from modeling.lifecycle import LifecycleConfig, lifecycle
 from tests.conftest import CUTOFF, tiny_frames
 
 CUT = pd.Timestamp(CUTOFF)
@@ -94,3 +99,26 @@ def test_the_cutoff_instant_is_future():
     frames["orders"].loc[0, "ordered_at"] = CUTOFF  # a's first order moves onto the cutoff instant
     feats = build_features(check_tables(frames), cutoff=CUTOFF)
     assert feats.loc["a", "sales_orders_all"] == 1
+
+
+def test_a_row_at_the_cutoff_is_future_for_labels_lifecycle_kpis_and_cohorts():
+    """One rule, the snapshot's: what happens at the cutoff instant is an outcome, never history."""
+    day = pd.Timedelta(days=1)
+    orders = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b", "c"],
+            "ordered_at": [CUT - 40 * day, CUT, CUT - 50 * day, CUT - 10 * day, CUT],
+            "amount": [10.0, 20.0, 3.0, 5.0, 7.0],
+        }
+    )
+    events = pd.DataFrame({"customer_id": ["b"], "occurred_at": [CUT], "event_type": ["add_to_cart"]})
+    t = check_tables({"orders": orders, "events": events})
+    assert churn_labels(t, cutoff=CUT, horizon_days=30).to_dict() == {"a": 0, "b": 1}  # c: no order before
+    assert spend_after(t, cutoff=CUT, horizon_days=30).to_dict() == {"a": 20.0, "b": 0.0}
+    stages = lifecycle(t, as_of=CUT, config=LifecycleConfig()).set_index("customer_id").lifecycle_stage
+    assert stages.to_dict() == {"a": "inactive", "b": "active"}  # a's order and b's cart at the cutoff: unseen
+    period = kpis(t, start=CUT, end=CUT + 30 * day, horizon_days=30).loc["all"]
+    assert (period.customers_base, period.retained, period.orders, period.new_buyers) == (2, 1, 2, 1)
+    before = kpis(t, start=CUT - 30 * day, end=CUT, horizon_days=30).loc["all"]
+    assert (before.orders, before.revenue, before.churned) == (1, 5.0, 1)  # a's order at the cutoff: after both
+    assert cohort_retention(t, as_of=CUT).sizes.sum() == 2  # c's only order is at the cutoff: no cohort yet

@@ -14,7 +14,9 @@ from sklearn.frozen import FrozenEstimator
 
 from modeling.prior_boosting import Prior, PriorBoostedLGBM, prior_log_odds
 from serving.models import load_churn
-from training.registry import log_model, register, start_tracking
+from training.model_format import log_model
+from training.registry import register
+from training.runs import start_tracking
 
 PRIOR = "lifetime_p_no_order_90d"
 # the RFM-style prior: several log1p and logit terms around their centres, and a constant

@@ -24,7 +24,8 @@ import pandas as pd
 import pytest
 
 from analytics.config import AnalyticsConfig
-from analytics.report import Section, render_report, write_report
+from analytics.page import Section
+from analytics.report import render_report, write_report
 from features.sources import check_tables
 
 CHROMIUM = "/usr/bin/chromium"
@@ -257,6 +258,19 @@ def test_optional_sections_are_left_out_when_not_given(tables):
         assert heading not in html
 
 
+def test_rows_from_the_as_of_instant_on_change_nothing(tables):
+    """The report reads the tables through the features' snapshot: an order or a cart at as_of is the future."""
+    ids = tables.customers["customer_id"].head(50)
+    later = pd.to_timedelta(np.arange(50) * 3600, unit="s") + AS_OF  # the first one exactly at as_of
+    orders = pd.concat([tables.orders, pd.DataFrame({"customer_id": ids, "ordered_at": later, "amount": 99.0})])
+    events = pd.concat(
+        [tables.events, pd.DataFrame({"customer_id": ids, "occurred_at": later, "event_type": "add_to_cart"})]
+    )
+    with_future = check_tables({"orders": orders, "customers": tables.customers, "events": events})
+    kw = dict(as_of=AS_OF, config=AnalyticsConfig(), horizon_days=90, currency="EUR", churn_probability=PROBABILITIES)
+    assert render_report(tables=with_future, **kw) == render_report(tables=tables, **kw)
+
+
 def test_write_report_is_atomic_and_leaves_no_temp_file(tables, tmp_path):
     out = write_report(
         tmp_path / "r" / "report.html",
@@ -456,7 +470,8 @@ def _model_folders(root: Path) -> tuple[Path, Path]:
 
 
 def _full_report(tables, root: Path, **kw) -> str:
-    from analytics.report import churn_section, offer_section
+    from analytics.churn_section import churn_section
+    from analytics.offer_section import offer_section
 
     churn, offers = _model_folders(root)
     ids = sorted(tables.customer_ids().astype(str))

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from analytics.config import AnalyticsConfig
-from analytics.report import VALUE_PLOT, render_report, value_section
+from analytics.report import render_report
+from analytics.value_section import VALUE_PLOT, value_section
 from features.sources import check_tables
 
 AS_OF = "2026-06-30"

@@ -15,12 +15,18 @@ from features.config import FeaturesConfig
 from features.contract import CUSTOMER_ID
 from features.descriptions import sentence
 from features.sources import load_tables
-from modeling.lifecycle import Actions, LifecycleConfig, lifecycle, risk_band
-from serving.batch import snapshot_frame
+from modeling.errors import ModelError, NoChampion
+from modeling.lifecycle import Actions, LifecycleConfig, lifecycle, risk_band, risk_bands
+from serving.champions import Models
 from serving.config import ServingConfig
-from serving.models import ModelError, Models, NoChampion, load_models
-from serving.scoring import BASE_STAGE, NO_ORDER, risk_bands, score, score_frame, unknown_record
-from tests.serving_champions import AS_OF, champions, offer_only, registry
+from serving.inputs import snapshot_frame
+from serving.job import ScoringJob
+from serving.models import load_models
+from serving.schema import BASE_STAGE, NO_ORDER
+from serving.scores import unknown_record
+from serving.scoring import score, score_frame
+from tests.logged_models import logged_churn, logged_offer
+from tests.serving_champions import AS_OF, champions, offer_only, registry, scoring_job
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +51,7 @@ def tables(champ):
 
 @pytest.fixture(scope="module")
 def frame(tables, models):
-    return snapshot_frame(
-        tables, as_of=AS_OF, models=models, features=FeaturesConfig(), lifecycle_config=AnalyticsConfig().lifecycle
-    )
+    return snapshot_frame(tables, scoring_job(models, ServingConfig()))
 
 
 def test_risk_bands_match_analytics():
@@ -58,21 +62,13 @@ def test_risk_bands_match_analytics():
 
 
 def test_fast_path_equals_the_logged_models(champ, models, frame):
-    import mlflow.pyfunc
-    import mlflow.sklearn
-
-    churn = mlflow.sklearn.load_model(f"models:/{models.churn.name}/{models.churn.version}")
-    X = frame[list(models.churn.features)].copy()
-    for col, levels in models.churn.levels.items():
-        X[col] = pd.Categorical(X[col].astype("string"), categories=list(levels))
-    scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig())
+    scored = score_frame(frame, scoring_job(models, ServingConfig()))
     buyer = (frame["sales_orders_all"] > 0).to_numpy()
     assert buyer.any() and not buyer.all()
-    np.testing.assert_allclose(scored["churn_probability"][buyer], churn.predict_proba(X[buyer])[:, 1], atol=1e-12)
+    np.testing.assert_allclose(scored["churn_probability"][buyer], logged_churn(models, frame[buyer]), atol=1e-12)
     assert scored["churn_probability"][~buyer].isna().all()
     assert models.offer is not None
-    inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
-    reference = inner.model.table(frame)
+    reference = logged_offer(models).table(frame)
     for offer in models.offer.offers:
         np.testing.assert_allclose(scored[f"profit_{offer}"], reference[f"profit_{offer}"].round(2), atol=1e-12)
     assert (scored["recommended_offer"].to_numpy() == reference["offer"].to_numpy()).all()
@@ -80,7 +76,7 @@ def test_fast_path_equals_the_logged_models(champ, models, frame):
 
 def test_lifecycle_stage_matches_analytics_with_probabilities(tables, models, frame):
     cfg = AnalyticsConfig().lifecycle
-    scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig(lifecycle=cfg))
+    scored = score_frame(frame, scoring_job(models, ServingConfig(lifecycle=cfg)))
     prob = scored.set_index(CUSTOMER_ID)["churn_probability"]
     expected = lifecycle(tables, as_of=AS_OF, churn_probability=prob, config=cfg).set_index(CUSTOMER_ID)
     got = scored.set_index(CUSTOMER_ID)["lifecycle_stage"]
@@ -93,7 +89,7 @@ def test_lifecycle_stage_matches_analytics_with_probabilities(tables, models, fr
 
 def test_prospects_get_no_churn_fields_but_a_reason_a_stage_and_offers(models, frame):
     """No order before the as-of date: churn probability, band and reasons null, the reason said, offers given."""
-    scored = score_frame(frame, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
+    scored = score_frame(frame, scoring_job(models, ServingConfig(), reasons=True))
     prospect = (frame["sales_orders_all"].fillna(0) == 0).to_numpy()
     assert 0 < prospect.sum() < len(frame)
     gone = scored[prospect]
@@ -106,8 +102,9 @@ def test_prospects_get_no_churn_fields_but_a_reason_a_stage_and_offers(models, f
     assert gone["recommended_offer"].notna().all()
     assert np.isfinite(gone[["profit_free_shipping", "profit_discount_20"]].to_numpy()).all()
     kept = scored[~prospect]
-    assert kept["churn_probability"].between(0, 1).all() and kept["churn_unscored_reason"].isna().all()
-    assert kept["risk_band"].isin(["low", "medium", "high"]).all() and kept["reason_1"].notna().any()
+    assert kept["churn_probability"].notna().all() and kept["churn_unscored_reason"].isna().all()
+    bands = risk_band(kept["churn_probability"], ServingConfig().lifecycle.risk_bands).astype(str)
+    assert (kept["risk_band"] == bands).all() and kept["reason_1"].notna().any()  # the analytics rule, row by row
     ids = list(frame.index[prospect][:2]) + list(frame.index[~prospect][:1])
     scored = score(frame.loc[ids], ids, as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
     records = scored.records(known=True)
@@ -149,7 +146,7 @@ def test_reasons_are_the_largest_positive_contributions_with_values(models, fram
 
 
 def test_records_match_the_service_response_model(models, frame):
-    from serving.service import Score
+    from serving.http_schemas import Score
 
     part = frame.head(3)
     config = ServingConfig()
@@ -167,13 +164,13 @@ def test_records_match_the_service_response_model(models, frame):
 def test_without_an_offer_champion_everyone_gets_none_and_the_output_says_why(champ, models, frame):
     config = ServingConfig(offer_model="no-such-offer-model")
     no_offer = load_models(config)
-    scored = score_frame(frame.head(20), as_of=AS_OF, models=no_offer, config=config)
+    scored = score_frame(frame.head(20), scoring_job(no_offer, config))
     assert (scored["recommended_offer"] == "none").all()
     assert not any(c.startswith("profit_") for c in scored.columns)
     assert (scored["offer_model_version"] == "none: no no-such-offer-model@champion in the registry").all()
     pd.testing.assert_series_equal(
         scored["churn_probability"],
-        score_frame(frame.head(20), as_of=AS_OF, models=models, config=config)["churn_probability"],
+        score_frame(frame.head(20), scoring_job(models, config))["churn_probability"],
     )
 
 
@@ -185,8 +182,8 @@ def test_without_a_churn_champion_the_offer_champion_still_scores(champ, models,
     no_value = "no value model: it comes with the churn model, and there is none"
     assert offers_only.versions == {"churn": reason, "offer": models.offer_note, "value": no_value}
     part = frame.head(30)
-    scored = score_frame(part, as_of=AS_OF, models=offers_only, config=config, reasons=True)
-    full = score_frame(part, as_of=AS_OF, models=models, config=config, reasons=True)
+    scored = score_frame(part, scoring_job(offers_only, config, reasons=True))
+    full = score_frame(part, scoring_job(models, config, reasons=True))
     assert scored["churn_probability"].isna().all() and scored["risk_band"].isna().all()
     assert (scored["churn_unscored_reason"] == reason).all() and (scored["churn_model_version"] == reason).all()
     assert scored["reason_1"].isna().all()
@@ -209,13 +206,11 @@ def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factor
     config = ServingConfig(store=str(oo.store))
     with registry(oo.uri):
         models = load_models(config, tracking_uri=oo.uri)
-        inner = mlflow_offer(models)
+        inner = logged_offer(models)
     tables = load_tables(oo.data_dir, offers=("free_shipping", "discount_20"))
     assert tables.orders is None
-    frame = snapshot_frame(
-        tables, as_of=AS_OF, models=models, features=FeaturesConfig(), lifecycle_config=AnalyticsConfig().lifecycle
-    )
-    scored = score_frame(frame, as_of=AS_OF, models=models, config=config)
+    frame = snapshot_frame(tables, scoring_job(models, config))
+    scored = score_frame(frame, scoring_job(models, config))
     reason = "no churn model: no retain-churn@champion in the registry"
     assert scored["churn_probability"].isna().all() and (scored["churn_unscored_reason"] == reason).all()
     assert (scored["churn_model_version"] == reason).all()
@@ -230,14 +225,6 @@ def test_an_offer_only_shop_gets_offers_from_customer_attributes(tmp_path_factor
     assert set(scored["lifecycle_stage"]) <= {"prospect", "abandoned_cart"}
 
 
-def mlflow_offer(models):
-    """The registered offer model, through MLflow's own loader."""
-    import mlflow.pyfunc
-
-    inner = mlflow.pyfunc.load_model(f"models:/{models.offer.name}/{models.offer.version}").unwrap_python_model()
-    return inner.model
-
-
 def test_refuses_features_that_do_not_match_the_model(models, frame):
     with pytest.raises(ModelError, match="lacks 1: \\['sales_orders_all'\\]"):
         models.check_features([c for c in frame.columns if c != "sales_orders_all"], source="test features")
@@ -248,7 +235,13 @@ def test_missing_features_are_missing_and_bad_values_name_the_feature(models, fr
     row = frame[frame["sales_orders_all"] > 0].head(1)
     columns = {c: [row[c].iloc[0]] for c in models.features if c != "sales_days_since_last_order"}
     scored = score(columns, ["a"], as_of=AS_OF, models=models, config=ServingConfig())
-    assert 0 <= scored.churn_probability[0] <= 1
+    expected = logged_churn(models, row.assign(sales_days_since_last_order=np.nan))[0]  # absent reads as missing
+    assert scored.churn_probability[0] == pytest.approx(expected, abs=1e-12)
+    sent_null = {**columns, "sales_days_since_last_order": [None]}
+    assert (
+        score(sent_null, ["a"], as_of=AS_OF, models=models, config=ServingConfig()).churn_probability[0]
+        == (scored.churn_probability[0])
+    )
     no_count = {c: v for c, v in columns.items() if c != "sales_orders_all"}  # no order count: not a known buyer
     unscored = score(no_count, ["a"], as_of=AS_OF, models=models, config=ServingConfig())
     assert np.isnan(unscored.churn_probability[0]) and unscored.churn_unscored_reason[0] == NO_ORDER
@@ -260,7 +253,7 @@ def test_missing_features_are_missing_and_bad_values_name_the_feature(models, fr
 
 def test_stage_needs_a_base_stage(models, frame):
     part = frame.head(5).drop(columns=[BASE_STAGE])
-    assert score_frame(part, as_of=AS_OF, models=models, config=ServingConfig())["lifecycle_stage"].isna().all()
+    assert score_frame(part, scoring_job(models, ServingConfig()))["lifecycle_stage"].isna().all()
 
 
 def test_models_object_is_what_every_path_shares(models):
@@ -273,7 +266,7 @@ def test_next_action_and_contact_at_follow_the_lifecycle_rules(tables, models, f
     """Every scored customer carries the analytics rules' stage, next action and contact time (at_risk included)."""
     cfg = AnalyticsConfig().lifecycle
     config = ServingConfig(lifecycle=cfg)
-    scored = score_frame(frame, as_of=AS_OF, models=models, config=config).set_index(CUSTOMER_ID)
+    scored = score_frame(frame, scoring_job(models, config)).set_index(CUSTOMER_ID)
     expected = lifecycle(tables, as_of=AS_OF, churn_probability=scored["churn_probability"], config=cfg)
     expected = expected.set_index(CUSTOMER_ID).reindex(scored.index)
     assert (scored["next_action"] == expected["next_action"]).all()
@@ -286,14 +279,14 @@ def test_next_action_and_contact_at_follow_the_lifecycle_rules(tables, models, f
 
 
 def test_profits_are_cents_in_the_configured_currency(models, frame):
-    scored = score_frame(frame.head(200), as_of=AS_OF, models=models, config=ServingConfig(currency="USD"))
+    scored = score_frame(frame.head(200), scoring_job(models, ServingConfig(currency="USD")))
     profits = scored[[f"profit_{o}" for o in models.offer.offers]].to_numpy()
     np.testing.assert_allclose(profits * 100, np.round(profits * 100), atol=1e-6)
     assert (scored["currency"] == "USD").all()
 
 
 def test_a_row_without_usable_features_says_so_instead_of_recommending(models):
-    from serving.scoring import NO_FEATURES
+    from serving.schema import NO_FEATURES
 
     scored = score({}, ["ghost"], as_of=AS_OF, models=models, config=ServingConfig(), reasons=True)
     record = scored.records(known=None)[0]
@@ -304,7 +297,7 @@ def test_a_row_without_usable_features_says_so_instead_of_recommending(models):
 
 
 def test_requests_with_made_up_categories_or_numbers_are_refused_naming_the_feature(models, frame):
-    from serving.scoring import FeatureValueError, category_levels, check_request
+    from serving.request_check import FeatureValueError, category_levels, check_request
 
     levels = category_levels(models)
     assert "demo_region" in levels
@@ -320,7 +313,8 @@ def test_requests_with_made_up_categories_or_numbers_are_refused_naming_the_feat
 
 
 def test_at_risk_keeps_the_as_of_instant_of_its_base_stage():
-    from serving.scoring import BASE_ACTION, BASE_CONTACT, lifecycle_fields
+    from serving.schema import BASE_ACTION, BASE_CONTACT
+    from serving.scoring import lifecycle_fields
 
     columns = {BASE_ACTION: ["new_arrivals", "motivating_offer", "cart_reminder"]}
     columns[BASE_CONTACT] = ["2026-06-01T14:00:00Z", None, "2026-06-01T16:00:00Z"]
@@ -329,3 +323,15 @@ def test_at_risk_keeps_the_as_of_instant_of_its_base_stage():
     action, contact = lifecycle_fields(columns, 3, stage, np.array(["2026-06-01"] * 3, dtype=object), config)
     assert list(action) == ["call_them", "call_them", "cart_reminder"]
     assert list(contact) == ["2026-06-01T14:00:00Z", "2026-06-01T00:00:00Z", "2026-06-01T16:00:00Z"]
+
+
+def test_as_of_is_one_text_whatever_form_it_comes_in(models, frame):
+    """Batch and Spark (a ScoringJob's score_frame) and HTTP (score) write the same as_of for the same instant."""
+    part = frame.head(3)
+    new_york = pd.Timestamp(AS_OF, tz="UTC").tz_convert("America/New_York")  # midnight UTC, the day before there
+    for as_of in (AS_OF, f"{AS_OF}T00:00:00", pd.Timestamp(AS_OF), new_york, new_york.isoformat()):
+        job = ScoringJob(as_of, models, ServingConfig(), FeaturesConfig())
+        assert job.as_of == pd.Timestamp(AS_OF) and job.day == AS_OF
+        assert score_frame(part, job)["as_of"].tolist() == [AS_OF] * 3
+        http = score(part, list(part.index), as_of=as_of, models=models, config=ServingConfig())
+        assert [r["as_of"] for r in http.records(known=True)] == [AS_OF] * 3

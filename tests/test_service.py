@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from serving import launch
-from serving.scoring import LIFECYCLE_COLUMNS, NO_ORDER
+from serving.schema import LIFECYCLE_COLUMNS, NO_ORDER
 from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, register_version, serve_checked, with_snapshot
 
@@ -66,26 +66,61 @@ def prospect_ids(champ):
 
 
 def _plain(value):
-    """A snapshot value as JSON carries it: NaN as null, numpy floats as floats."""
-    if value is None or isinstance(value, str):
+    """A file or snapshot value as JSON carries it: NaN and NA as null, numpy floats as floats."""
+    import pandas as pd
+
+    if isinstance(value, str):
         return value
-    return None if value != value else float(value)
+    return None if value is None or pd.isna(value) else float(value)
 
 
-def test_score_by_ids_marks_unknown_ids(client, known_ids):
+def _records(frame) -> list[dict]:
+    """Flat score rows (a batch file, ``score_frame``) as the HTTP scores carry them, without reason columns."""
+    keep = [c for c in frame.columns if not c.startswith("reason_")]
+    return [{c: _plain(v) for c, v in zip(keep, row, strict=True)} for row in frame[keep].itertuples(index=False)]
+
+
+def _fields(score: dict) -> dict:
+    """An HTTP score without what a file row does not have."""
+    return {k: v for k, v in score.items() if k not in ("known", "reasons")}
+
+
+def _by_score_frame(champ, rows: list[dict]) -> list[dict]:
+    """What the batch scorer (``serving.scoring.score_frame``) gives for the rows of a /score_features request,
+    as a feature frame with the snapshot's columns and types (absent features missing)."""
+    import pandas as pd
+
+    from features.config import FeaturesConfig
+    from serving.config import ServingConfig
+    from serving.job import ScoringJob
+    from serving.models import load_models
+    from serving.scoring import score_frame
+    from serving.store import SQLiteStore
+
+    template = SQLiteStore(champ.store).frame().set_index("customer_id")
+    values = [{**r["features"], **{c: r.get(c) for c in LIFECYCLE_COLUMNS}} for r in rows]
+    index = pd.Index([r["customer_id"] for r in rows], name="customer_id")
+    frame = pd.DataFrame(values, index=index).reindex(columns=template.columns).astype(template.dtypes.to_dict())
+    config = ServingConfig.load(champ.configs)
+    job = ScoringJob(AS_OF, load_models(config, tracking_uri=champ.uri), config, FeaturesConfig())
+    return _records(score_frame(frame, job))
+
+
+def test_score_by_ids_marks_unknown_ids_and_equals_the_batch_file(champ, client, known_ids):
+    import pandas as pd
+
     r = client.post("/score_ids", json={"customer_ids": [known_ids[0], "no-such-id", known_ids[1]]})
     assert r.status_code == 200, r.text
     body = r.json()
     assert [s["customer_id"] for s in body["scores"]] == [known_ids[0], "no-such-id", known_ids[1]]
     assert [s["known"] for s in body["scores"]] == [True, False, True]
     assert body["unknown"] == 1
-    first = body["scores"][0]
-    assert first["as_of"] == AS_OF and 0 <= first["churn_probability"] <= 1
-    assert first["risk_band"] in ("low", "medium", "high") and first["lifecycle_stage"]
-    assert first["profit_free_shipping"] is not None and first["profit_discount_20"] is not None
-    assert first["currency"] == "EUR" and first["next_action"] and first["contact_at"] >= f"{AS_OF}T00:00:00Z"
-    assert "offer_profit" not in first and body["scores"][1]["profit_discount_20"] is None
-    assert first["reasons"] is None
+    batch = pd.read_parquet(champ.root / "scores.parquet").set_index("customer_id").loc[known_ids[:2]]
+    first, unknown, second = body["scores"]
+    assert [_fields(first), _fields(second)] == _records(batch.reset_index())  # every field, exactly
+    assert first["reasons"] is None and "offer_profit" not in first
+    kept = {"customer_id", "known", "currency", "churn_model_version", "offer_model_version", "value_model_version"}
+    assert {k for k, v in unknown.items() if v is not None} == kept and unknown["currency"] == "EUR"
     assert body["models"]["churn"].startswith("retain-churn v")
 
 
@@ -120,8 +155,9 @@ def test_prospects_by_id_have_null_churn_fields_the_reason_a_stage_and_offers(ch
     assert r.json()["models"]["churn"].startswith("retain-churn v")
 
 
-def test_score_by_features_without_orders_is_a_prospect(client, known_ids):
-    """The order count decides: 0 or absent is no order before the as-of date; the same row with orders is scored."""
+def test_score_by_features_without_orders_is_a_prospect(champ, client):
+    """The order count decides: 0 or absent is no order before the as-of date; the same row with orders is scored,
+    exactly as the batch scorer scores the same rows."""
     rows = [
         {"customer_id": "p0", "features": {"sales_orders_all": 0, "demo_region": "North"}},
         {"customer_id": "p1", "features": {"demo_region": "North"}, "lifecycle_base_stage": "prospect"},
@@ -135,7 +171,8 @@ def test_score_by_features_without_orders_is_a_prospect(client, known_ids):
         assert s["recommended_offer"] is not None and s["profit_discount_20"] is not None
         assert s["known"] is None  # the caller's own features, not the snapshot's
     assert p1["lifecycle_stage"] == "prospect"
-    assert 0 <= b["churn_probability"] <= 1 and b["churn_unscored_reason"] is None
+    assert b["churn_probability"] is not None and b["churn_unscored_reason"] is None
+    assert [_fields(s) for s in (p0, p1, b)] == _by_score_frame(champ, rows)
 
 
 def test_score_by_features_equals_score_by_ids(champ, client, known_ids, prospect_ids):
@@ -249,12 +286,14 @@ def test_every_nth_response_asks_the_client_to_reconnect(tmp_path, monkeypatch, 
     from starlette.responses import PlainTextResponse
     from starlette.testclient import TestClient
 
-    from serving.service import Gate
+    from serving.http_gate import Gate
+    from serving.http_health import HEALTH
 
-    (tmp_path / "serving.yaml").write_text(f"requests_per_connection: {every}\n")
+    copy_configs(tmp_path, serving=f"requests_per_connection: {every}\n")
     monkeypatch.setenv("RETAIN_CONFIGS", str(tmp_path))
     monkeypatch.delenv("RETAIN_API_KEY", raising=False)
-    gate = Gate(PlainTextResponse("ok"))
+    monkeypatch.setitem(HEALTH, "check", lambda: (None, None))  # a ready worker, whatever ran before
+    gate = Gate(PlainTextResponse("ok"), document=dict)
     c = TestClient(gate)  # no lifespan: the stand-in app only answers HTTP
     closing = [c.post("/score_ids").headers.get("connection") == "close" for _ in range(7)]
     probes = [c.get("/readyz").headers.get("connection") for _ in range(4)]
@@ -285,13 +324,12 @@ def test_offer_only_registry_over_http(tmp_path_factory):
             for offer in ("free_shipping", "discount_20"):
                 assert s[f"profit_{offer}"] == pytest.approx(row[f"profit_{offer}"], abs=1e-12)
         assert body["scores"][5]["known"] is False and body["scores"][5]["churn_model_version"] == reason
-        features = {"demo_region": "North", "demo_age": 40.0}
-        r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": features}], "as_of": AS_OF})
+        rows = [{"customer_id": "x", "features": {"demo_region": "North", "demo_age": 40.0}}]
+        r = c.post("/score_features", json={"rows": rows, "as_of": AS_OF})
         assert r.status_code == 200, r.text
         s = r.json()["scores"][0]
         assert s["churn_probability"] is None and s["churn_unscored_reason"] == reason
-        assert s["recommended_offer"] in ("none", "free_shipping", "discount_20")
-        assert s["profit_free_shipping"] is not None and s["profit_discount_20"] is not None
+        assert s["profit_free_shipping"] is not None and [_fields(s)] == _by_score_frame(oo, rows)
         r = c.post("/score_features", json={"rows": [{"customer_id": "x", "features": {"nope": 1}}], "as_of": AS_OF})
         assert r.status_code == 422 and "nope" in r.text and reason in r.text
 
@@ -339,8 +377,8 @@ def test_retain_serve_starts_with_only_an_offer_champion(tmp_path_factory):
     """`retain serve` (pre-check, then the real bentoml server) accepts an offer-only registry and serves offers."""
     oo = offer_only(tmp_path_factory.mktemp("offer-only"))
     port = launch.free_port()
-    cmd = [sys.executable, "-m", "retain", "serve", "--configs", str(oo.configs), "--port", str(port)]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": oo.uri, "RETAIN_WORKERS": "1"}
+    cmd = [sys.executable, "-m", "retain", "serve", "--configs", str(oo.configs), "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": oo.uri}
     env.pop("RETAIN_API_KEY", None)
     log = oo.root / f"serve-{port}.log"
     with open(log, "ab") as out:
@@ -371,11 +409,10 @@ def test_retain_serve_starts_with_only_an_offer_champion(tmp_path_factory):
 
 def _start(champ, port: int, key: str | None, workers: int = 1, log: Path | None = None) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_TRACKING_URI": champ.uri, "RETAIN_CONFIGS": str(champ.configs)}
-    env["RETAIN_WORKERS"] = str(workers)
     env.pop("RETAIN_API_KEY", None)
     if key:
         env["RETAIN_API_KEY"] = key
-    return launch.start(port, env, log=log)
+    return launch.start(port, env, workers=workers, log=log)
 
 
 def _new_churn_champion(uri: str) -> tuple[str, str]:
@@ -416,7 +453,9 @@ def test_real_bentoml_serve_end_to_end(champ, known_ids):
             f"{base}/score_features", json={"rows": [{"customer_id": "x", "features": features}], "as_of": AS_OF}
         )
         assert r.status_code == 200, r.text
-        assert 0 <= r.json()["scores"][0]["churn_probability"] <= 1
+        assert [_fields(s) for s in r.json()["scores"]] == _by_score_frame(
+            champ, [{"customer_id": "x", "features": features}]
+        )
         assert httpx.post(f"{base}/score_ids", json={"customer_ids": []}).status_code == 400
         assert (
             httpx.post(f"{base}/score_ids", content=b"[", headers={"content-type": "application/json"}).status_code

@@ -15,9 +15,9 @@ import pytest
 from features.sources import load_tables
 from serving.config import ServingConfig
 from serving.models import load_models
-from serving.scoring import NO_ORDER, VALUE_FIELDS
+from serving.schema import NO_ORDER, VALUE_FIELDS
 from tests.conftest import copy_configs
-from tests.serving_champions import AS_OF, build_settings, champions, offer_only, registry, score_batch
+from tests.serving_champions import AS_OF, champions, offer_only, registry, score_batch, scoring_job
 
 pytestmark = pytest.mark.slow
 
@@ -34,9 +34,18 @@ def loaded(champ):
     return config, load_models(config), load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
 
 
+def same_as_batch(by_spark: pd.DataFrame, by_batch: pd.DataFrame) -> None:
+    """Spark's scores (sorted by customer) are the batch file's, column for column, as_of's text included."""
+    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    assert (by_spark["as_of"] == AS_OF).all()
+
+
 def test_http_batch_and_spark_agree(loaded, tmp_path):
+    """Spark is given the as-of date as an instant in another zone: its as_of text is still the batch file's."""
     from starlette.testclient import TestClient
 
+    from features.config import FeaturesConfig
+    from serving.job import ScoringJob
     from serving.service import Retain
     from serving.spark import local_session, score_spark
 
@@ -51,12 +60,13 @@ def test_http_batch_and_spark_agree(loaded, tmp_path):
     spark = local_session(2)
     try:
         frame = spark.createDataFrame(features)
-        scored = score_spark(frame, as_of=AS_OF, models=models, config=config, reasons=True, partitions=4)
-        by_spark = scored.toPandas().set_index("customer_id").sort_index()
+        as_of = pd.Timestamp(AS_OF, tz="UTC").tz_convert("America/New_York")  # the batch cutoff, the day before there
+        job = ScoringJob(as_of, models, config, FeaturesConfig(), reasons=True)
+        by_spark = score_spark(frame, job, partitions=4).toPandas().set_index("customer_id").sort_index()
     finally:
         spark.stop()
     assert len(by_spark) == len(by_batch)
-    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    same_as_batch(by_spark, by_batch)
     assert models.value is not None and by_batch["predicted_value"].notna().sum() > 1000  # value fields compared too
 
     ids = by_batch.index[:40].tolist()
@@ -118,20 +128,12 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp
             probe = check_tables(population_tables(frames, as_of=AS_OF))
             assert learn_vocabulary(probe, cutoff=AS_OF) == learn_vocabulary(tables, cutoff=AS_OF)
         assert len(probe.orders) < len(tables.orders) / 2  # the driver did not get every order
-        scored = score_tables_spark(
-            frames,
-            as_of=AS_OF,
-            models=models,
-            config=config,
-            reasons=True,
-            partitions=5,
-            **build_settings(),
-        )
+        scored = score_tables_spark(frames, scoring_job(models, config, reasons=True), partitions=5)
         by_spark = scored.toPandas().set_index("customer_id").sort_index()
     finally:
         spark.stop()
     assert len(by_spark) == len(by_batch)
-    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    same_as_batch(by_spark, by_batch)
     assert models.value is not None and by_batch["predicted_value"].notna().sum() > 1000  # value fields compared too
     first = tables.orders[tables.orders["ordered_at"] < AS_OF].groupby("customer_id")["ordered_at"].min()
     prospect = ~by_spark.index.isin(first.index.astype(str))
@@ -160,7 +162,7 @@ def test_spark_submit_scores_offers_with_only_an_offer_champion(tmp_path_factory
             spark.stop()
     by_spark = pd.read_parquet(out).set_index("customer_id").sort_index()
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
-    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    same_as_batch(by_spark, by_batch)
     reason = "no churn model: no retain-churn@champion in the registry"
     assert by_spark["churn_probability"].isna().all() and (by_spark["churn_unscored_reason"] == reason).all()
     assert by_spark["recommended_offer"].notna().all() and by_spark["profit_discount_20"].notna().all()
@@ -177,17 +179,18 @@ def test_a_partition_of_customers_unknown_before_the_cutoff_gives_no_rows(loaded
     signed_up = tables.customers["signed_up_at"]
     late, early = tables.customers[signed_up >= AS_OF].head(3), tables.customers[signed_up < AS_OF].head(3)
     assert len(late) == len(early) == 3
-    common = dict(as_of=AS_OF, models=models, config=config, vocabulary=vocabulary, **build_settings())
+    job = scoring_job(models, config)
     none = {name: frame.iloc[:0] for name, frame in tables.present().items() if name != "offers"}
-    nobody = score_partition({**none, "customers": late}, **common)
-    someone = score_partition({**none, "customers": early}, **common)
+    nobody = score_partition({**none, "customers": late}, job, vocabulary=vocabulary)
+    someone = score_partition({**none, "customers": early}, job, vocabulary=vocabulary)
     assert nobody.empty and list(nobody.columns) == list(someone.columns) and len(someone) == 3
 
 
 def test_ids_typed_differently_per_table_meet_in_one_partition_and_text_dates_are_refused():
     from pyspark.sql import functions as F
 
-    from serving.spark import check_spark_input, customer_key, local_session
+    from serving.spark import local_session
+    from serving.spark_tables import check_spark_input, customer_key
 
     spark = local_session(2)
     try:
@@ -225,14 +228,14 @@ def test_spark_submit_entry_point_scores_a_folder_of_parquet_tables(champ, loade
         spark.stop()
     by_spark = pd.read_parquet(out).set_index("customer_id").sort_index()
     by_batch = pd.read_parquet(batch.out).set_index("customer_id")
-    pd.testing.assert_frame_equal(by_spark, by_batch, check_dtype=False, check_index_type=False, atol=1e-12)
+    same_as_batch(by_spark, by_batch)
 
 
 def test_spark_submit_refuses_before_starting_spark_when_neither_champion_is_registered(champ, tmp_path):
-    from serving.models import NoChampion
+    from modeling.errors import NoChampion
     from serving.spark import main
 
-    (tmp_path / "serving.yaml").write_text("churn_model: not-trained\noffer_model: not-offered\n")
+    configs = copy_configs(tmp_path / "configs", serving="churn_model: not-trained\noffer_model: not-offered\n")
     with pytest.raises(NoChampion, match="no not-trained@champion.*no not-offered@champion"):
-        main(["--data", str(tmp_path), "--as-of", AS_OF, "--out", str(tmp_path / "out"), "--configs", str(tmp_path)])
+        main(["--data", str(tmp_path), "--as-of", AS_OF, "--out", str(tmp_path / "out"), "--configs", str(configs)])
     assert not (tmp_path / "out").exists()

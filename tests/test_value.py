@@ -214,7 +214,7 @@ def test_train_churn_ships_a_value_model_closer_to_the_truth_than_historical_clv
 
     from training.config import ChurnConfig
     from training.datasets import build_panel, plan_for
-    from training.registry import start_tracking
+    from training.runs import start_tracking
     from training.train import train_churn
 
     data = demo_data.generate(n_customers=4000, seed=11)

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analytics.report import VALUE_PLOT
+from analytics.value_section import VALUE_PLOT
 from retain.cli import app
-from serving.batch import EXPERIMENT
+from serving.batch_tracking import EXPERIMENT
+from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, registry, score_args
 
 pytestmark = pytest.mark.slow
@@ -25,11 +26,8 @@ def champ(tmp_path_factory):
 
 
 def _configs(source, folder, campaign: str):
-    folder.mkdir()
-    for name in ("features.yaml", "offers.yaml", "analytics.yaml"):
-        (folder / name).write_text((source / name).read_text())
-    (folder / "serving.yaml").write_text((source / "serving.yaml").read_text() + campaign)
-    return folder
+    """The settings in ``source`` (the repository's, serving.yaml aside) with ``campaign`` added to serving.yaml."""
+    return copy_configs(folder, serving=(source / "serving.yaml").read_text() + campaign)
 
 
 def test_score_ranks_the_budget_by_value_at_risk_and_the_report_shows_the_value(champ, tmp_path):

@@ -8,12 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.config import FeaturesConfig
 from features.value import EXPECTED_ORDERS, EXPECTED_ORDERS_12M, EXPECTED_SPEND, EXPECTED_SPEND_12M, NEXT_ORDER
 from modeling.churn_model import ChurnModel, Interpolated
 from modeling.value_model import HISTORICAL_FEATURES, ValueModel
+from serving.champions import Models
 from serving.config import ServingConfig
-from serving.models import Models
-from serving.scoring import NO_ORDER, VALUE_FIELDS, next_order_dates, score, score_frame
+from serving.job import ScoringJob
+from serving.schema import NO_ORDER, VALUE_FIELDS
+from serving.scoring import score, score_frame
+from serving.value_fields import next_order_dates
 
 FEATURES = ("sales_orders_all", *HISTORICAL_FEATURES)
 NO_VALUE = "no value model: retain-churn v1 was trained without one"
@@ -39,6 +43,10 @@ def _models(churn: ChurnModel, value: ValueModel | None) -> Models:
     return Models(churn, None, "none: no offer model configured", None, value, None if value else NO_VALUE)
 
 
+def _job(churn: ChurnModel, value: ValueModel | None) -> ScoringJob:
+    return ScoringJob("2026-06-01", _models(churn, value), ServingConfig(), FeaturesConfig())
+
+
 def _table() -> pd.DataFrame:
     """a: 300 spent over 180 days (90-day value 150.00); b: never ordered; c: 100 in 30 days, counted over one
     horizon (100.00), no next order date; d: ordered, next order due on the as-of date itself."""
@@ -59,7 +67,7 @@ def _table() -> pd.DataFrame:
 
 def test_value_fields_for_buyers_only_with_value_at_risk_exactly_p_times_value(churn):
     value = ValueModel("historical", 90, HISTORICAL_FEATURES)
-    scored = score_frame(_table(), as_of="2026-06-01", models=_models(churn, value), config=ServingConfig())
+    scored = score_frame(_table(), _job(churn, value))
     s = scored.set_index("customer_id")
     assert s["predicted_value"].tolist()[::2] == [150.0, 100.0]
     assert s.loc["d", "predicted_value"] == round(50 / 365 * 90, 2) == 12.33
@@ -86,7 +94,7 @@ def test_http_records_carry_the_same_value_fields_with_nulls(churn):
     records = score(
         columns, list(table.index), as_of="2026-06-01", models=_models(churn, value), config=ServingConfig()
     )
-    flat = score_frame(table, as_of="2026-06-01", models=_models(churn, value), config=ServingConfig())
+    flat = score_frame(table, _job(churn, value))
     for record, (_, row) in zip(records.records(known=True), flat.iterrows(), strict=True):
         for field in VALUE_FIELDS:
             assert record[field] == (None if pd.isna(row[field]) else row[field]), field
@@ -96,16 +104,16 @@ def test_http_records_carry_the_same_value_fields_with_nulls(churn):
 def test_a_request_without_the_bgnbd_column_gets_no_value_and_says_which_input_is_missing(churn):
     value = ValueModel("bgnbd_gamma_gamma", 90, (EXPECTED_SPEND,))
     table = _table()
-    full = score_frame(table, as_of="2026-06-01", models=_models(churn, value), config=ServingConfig())
+    full = score_frame(table, _job(churn, value))
     assert full["predicted_value"].tolist()[::2] == [140.0, 90.0]
-    bare = score_frame(table[list(FEATURES)], as_of="2026-06-01", models=_models(churn, value), config=ServingConfig())
+    bare = score_frame(table[list(FEATURES)], _job(churn, value))
     assert bare["predicted_value"].isna().all() and bare["next_order_expected_by"].isna().all()
     missing = f"the value model's inputs are missing ({EXPECTED_SPEND})"
     assert bare["value_unscored_reason"].tolist() == [missing, NO_ORDER, missing, missing]
 
 
 def test_without_a_value_model_every_value_field_is_null_and_says_why(churn):
-    scored = score_frame(_table(), as_of="2026-06-01", models=_models(churn, None), config=ServingConfig())
+    scored = score_frame(_table(), _job(churn, None))
     assert scored[list(VALUE_FIELDS[:-1])].isna().all().all()
     assert (scored["value_unscored_reason"] == NO_VALUE).all() and (scored["value_model_version"] == NO_VALUE).all()
     assert scored["churn_probability"].notna().sum() == 3  # churn is scored as before

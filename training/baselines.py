@@ -17,8 +17,11 @@ from sklearn.preprocessing import StandardScaler
 
 from features import bgnbd
 from features.bgnbd import WEEK_DAYS
-from features.contract import CUSTOMER_ID, ORDERS, parse_cutoff
+from features.contract import CUSTOMER_ID, ORDERS
+from features.snapshot import KEY, Snapshot
 from features.sources import Tables
+from training.datasets import CUTOFF, Rows
+from training.evaluate import roc_auc
 
 RFM_COLUMNS = ("recency_days", "frequency", "monetary", "tenure_days")
 
@@ -27,22 +30,20 @@ def rfm(tables: Tables, *, cutoff) -> pd.DataFrame:
     """Recency, frequency, monetary value and tenure per customer from orders strictly before ``cutoff``.
 
     Also the BG/NBD summary: ``x`` repeat purchase days, ``t_x`` and ``T`` in weeks since the first purchase.
+    Amounts are summed as decimals, as the sales features sum them, so the order of the rows does not matter.
     """
-    cutoff = parse_cutoff(cutoff)
-    orders = tables.orders
-    past = orders.loc[orders[ORDERS.ordered_at] < cutoff, [CUSTOMER_ID, ORDERS.ordered_at, ORDERS.amount]]
-    day = past[ORDERS.ordered_at].dt.normalize()
-    g = past.assign(day=day).groupby(CUSTOMER_ID, observed=True)
-    out = pd.DataFrame(
-        {
-            "first": g["day"].min(),
-            "last": g["day"].max(),
-            "frequency": g.size().astype("float64"),
-            "purchase_days": g["day"].nunique().astype("float64"),
-            "revenue": g[ORDERS.amount].sum(),
-        }
-    )
-    out.index = out.index.astype("string")
+    with Snapshot(tables, cutoff=cutoff) as snap:
+        cutoff = snap.cutoff
+        out = snap.sql(f"""
+            SELECT p.{CUSTOMER_ID}, min(o.day) AS first, max(o.day) AS last, count(*)::DOUBLE AS frequency,
+                count(DISTINCT o.day)::DOUBLE AS purchase_days, coalesce(sum(o.amount), 0)::DOUBLE AS revenue
+            FROM (
+                SELECT {KEY}, date_trunc('day', {ORDERS.ordered_at}) AS day, {ORDERS.amount}::DECIMAL(38, 6) AS amount
+                FROM {ORDERS.name}
+            ) o JOIN population p USING ({KEY})
+            GROUP BY p.{CUSTOMER_ID}
+        """)
+    out = out.set_index(out[CUSTOMER_ID].astype("string")).drop(columns=CUSTOMER_ID)
     out["recency_days"] = (cutoff - out["last"]).dt.total_seconds() / 86400
     out["tenure_days"] = (cutoff - out["first"]).dt.total_seconds() / 86400
     out["monetary"] = out["revenue"] / out["frequency"]
@@ -50,6 +51,14 @@ def rfm(tables: Tables, *, cutoff) -> pd.DataFrame:
     out["t_x"] = (out["last"] - out["first"]).dt.total_seconds() / 86400 / WEEK_DAYS
     out["T"] = out["tenure_days"] / WEEK_DAYS
     return out.drop(columns=["first", "last", "purchase_days"]).sort_index()
+
+
+def baseline_inputs(tables: Tables, keys: pd.DataFrame) -> pd.DataFrame:
+    """RFM summaries aligned row by row to (customer_id, cutoff) keys."""
+    parts = [rfm(tables, cutoff=c).assign(**{CUTOFF: c}) for c in keys[CUTOFF].unique()]
+    summary = pd.concat(parts).rename_axis(CUSTOMER_ID).reset_index()
+    merged = keys.astype({CUSTOMER_ID: "string"}).merge(summary, on=[CUSTOMER_ID, CUTOFF], how="left")
+    return merged.fillna({c: 0.0 for c in summary.columns if c not in (CUSTOMER_ID, CUTOFF)})
 
 
 @dataclass
@@ -126,3 +135,12 @@ def fit_and_score_baselines(
         "rfm_logistic": RfmLogistic(random_state=seed).fit(train, y_train).predict_proba(test),
         "bg_nbd": BgNbd(horizon_days=horizon_days).fit(test).predict_proba(test),
     }
+
+
+def baseline_valid_auc(
+    tables: Tables, train_summary: pd.DataFrame, y_train: np.ndarray, calib: Rows, horizon_days: int, seed: int
+) -> dict[str, float]:
+    """Each baseline's AUC on the validation rows, beside the model's candidates."""
+    summary = baseline_inputs(tables, calib.keys)
+    scores = fit_and_score_baselines(train_summary, y_train, summary, horizon_days=horizon_days, seed=seed)
+    return {name: roc_auc(calib.y, p) for name, p in scores.items()}

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from features.build import build_features, feature_columns
 from features.config import FeaturesConfig
-from features.contract import CUSTOMER_ID, ORDERS, parse_cutoff
+from features.contract import CUSTOMER_ID, ORDERS
+from features.dates import parse_cutoff
 from features.labels import LABEL, churn_labels
 from features.sources import Tables
 from training.config import ChurnConfig
@@ -231,3 +233,25 @@ def rows_at(panel: pd.DataFrame, cutoffs) -> Rows:
     """Every panel row at the given cutoffs."""
     cutoffs = pd.DatetimeIndex([parse_cutoff(c) for c in np.atleast_1d(cutoffs)])
     return model_rows(panel[panel[CUTOFF].isin(cutoffs)])
+
+
+def split_rows(rows: Rows, share: float, seed: int) -> tuple[Rows, Rows]:
+    """Split a time slice by customer (all of a customer's cutoffs on one side): early stopping vs calibration."""
+    ids = rows.keys[CUSTOMER_ID].unique()
+    chosen = ids[np.random.default_rng(seed).random(len(ids)) < share]
+    pick = rows.keys[CUSTOMER_ID].isin(chosen).to_numpy()
+    return subset(rows, pick), subset(rows, ~pick)
+
+
+def subset(rows: Rows, mask: np.ndarray) -> Rows:
+    return Rows(X=rows.X[mask].reset_index(drop=True), y=rows.y[mask], keys=rows.keys[mask].reset_index(drop=True))
+
+
+def join_rows(a: Rows, b: Rows) -> Rows:
+    """``a``'s rows then ``b``'s; a text feature stays a category with both sides' levels (a plain concat of
+    categories that differ gives strings, which LightGBM refuses)."""
+    X = pd.concat([a.X, b.X], ignore_index=True)
+    for col in a.X.columns:
+        if isinstance(a.X[col].dtype, pd.CategoricalDtype) and not isinstance(X[col].dtype, pd.CategoricalDtype):
+            X[col] = union_categoricals([a.X[col], b.X[col]], ignore_order=True)
+    return Rows(X=X, y=np.r_[a.y, b.y], keys=pd.concat([a.keys, b.keys], ignore_index=True))

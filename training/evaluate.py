@@ -194,6 +194,19 @@ def flat_metrics(report: dict) -> dict[str, float]:
     return {k: float(v) for k, v in out.items() if v == v}  # NaN (an empty slice) is not a metric
 
 
+def interval_metrics(report: dict) -> dict[str, float]:
+    """The 95% bounds of every difference and slice metric: ``diff_<name>_<m>_lo/hi``, ``slice_<s>_<m>_lo/hi``."""
+    out = {}
+    for name, values in report["differences"].items():
+        for m, v in values.items():
+            out[f"diff_{name}_{m}_lo"], out[f"diff_{name}_{m}_hi"] = v["ci"]
+    for name, values in report.get("slices", {}).items():
+        for m, v in values.items():
+            if isinstance(v, dict) and "ci" in v:
+                out[f"slice_{name}_{m}_lo"], out[f"slice_{name}_{m}_hi"] = v["ci"]
+    return {k: float(v) for k, v in out.items() if v == v}
+
+
 def summary_metrics(report: dict) -> dict:
     """The small metrics.json that ``dvc metrics show`` prints."""
     keep = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top10", "capture_top10")

@@ -1,5 +1,7 @@
 """Diagnostic charts as PNG files: calibration, ROC, cumulative gain, importance, SHAP summary, value deciles.
 
+Drawn with matplotlib's Figure API (no pyplot state), so importing this module chooses no backend.
+
 The calibration and gain curves are also written as CSV (``calibration.csv``, ``gain.csv``) for
 ``dvc plots show`` / ``dvc plots diff`` (the ``plots:`` section of dvc.yaml).
 """
@@ -8,28 +10,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
 TOP_FEATURES = 15
 GRID = 101  # points of the CSV curves: 0%, 1%, ..., 100% of customers
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def calibration(y: np.ndarray, scores: dict[str, np.ndarray], path: Path, bins: int = 10) -> Path:
     """Observed churn rate against predicted probability, by predicted-probability decile."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     for name, p in scores.items():
         q = pd.qcut(p, bins, duplicates="drop")
@@ -62,7 +61,8 @@ def gain_table(y: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def roc(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
     for name, p in scores.items():
         order = np.argsort(-p, kind="stable")
@@ -77,7 +77,8 @@ def roc(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
 
 def gain(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
     """Share of churners captured when contacting the top x% by risk; the lift is the ratio to the diagonal."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="random")
     share = np.arange(1, len(y) + 1) / len(y)
     for name, p in scores.items():
@@ -90,7 +91,8 @@ def gain(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
 
 def value_deciles(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> Path:
     """Mean predicted and realised spend per decile of each value model's predictions (test rows)."""
-    fig, axes = plt.subplots(1, len(scores), figsize=(4 * len(scores), 4), sharey=True, squeeze=False)
+    fig = Figure(figsize=(4 * len(scores), 4))
+    axes = fig.subplots(1, len(scores), sharey=True, squeeze=False)
     for ax, (name, p) in zip(axes[0], scores.items(), strict=True):
         decile = pd.qcut(pd.Series(p).rank(method="first"), 10, labels=False).to_numpy() + 1
         g = pd.DataFrame({"predicted": p, "realised": y, "decile": decile}).groupby("decile").mean()
@@ -103,7 +105,8 @@ def value_deciles(y: np.ndarray, scores: dict[str, np.ndarray], path: Path) -> P
 
 def importance(gains: pd.Series, path: Path) -> Path:
     top = gains.sort_values().tail(TOP_FEATURES)
-    fig, ax = plt.subplots(figsize=(6, 0.3 * len(top) + 1))
+    fig = Figure(figsize=(6, 0.3 * len(top) + 1))
+    ax = fig.subplots()
     ax.barh(top.index, top.to_numpy())
     ax.set(xlabel="total gain", title="Feature importance (LightGBM gain)")
     return _save(fig, path)
@@ -113,7 +116,8 @@ def shap_summary(contrib: pd.DataFrame, values: pd.DataFrame, path: Path, seed: 
     """Beeswarm-style summary: each dot one customer's SHAP value, coloured by the feature's rank."""
     top = contrib.abs().mean().sort_values().tail(TOP_FEATURES).index
     rng = np.random.default_rng(seed)
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(top) + 1))
+    fig = Figure(figsize=(7, 0.35 * len(top) + 1))
+    ax = fig.subplots()
     for i, col in enumerate(top):
         v = values[col]
         colour = v.rank(pct=True).to_numpy() if pd.api.types.is_numeric_dtype(v) else np.full(len(v), 0.5)
@@ -151,7 +155,8 @@ def write_all(
 def reliability(curves: dict[str, list[dict]], path: Path) -> Path:
     """Back-test: realised churn rate against the predicted probability by decile, with 95% intervals, one line a
     model version (``curves``: version -> rows with predicted, realised and ci)."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="perfect calibration")
     for name, rows in curves.items():
         x = np.array([r["predicted"] for r in rows])
@@ -166,7 +171,8 @@ def reliability(curves: dict[str, list[dict]], path: Path) -> Path:
 
 def value_by_decile(curves: dict[str, list[dict]], path: Path, *, currency: str) -> Path:
     """Back-test: mean realised against mean predicted spend by decile of the prediction, one line a version."""
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig = Figure(figsize=(5, 5))
+    ax = fig.subplots()
     top = max(max(r["predicted"], r["realised"]) for rows in curves.values() for r in rows) or 1.0
     ax.plot([0, top], [0, top], ls="--", c="grey", lw=1, label="predicted = realised")
     for name, rows in curves.items():

@@ -26,7 +26,7 @@ import pandas as pd
 
 from features.config import OfferCatalog
 from features.contract import OFFERS
-from training.offer_split import OfferLogError
+from training.offers.errors import OfferLogError
 
 STATISTICS = ("mean", "median")
 

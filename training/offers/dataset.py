@@ -1,31 +1,18 @@
-"""The offer log as training rows: one per logged send, with the customer's features as of that send.
-
-Also what the rows say about how sends were assigned: the logged propensities
-(or, without them, estimated ones) and a warning when some arm was almost never
-sent in a segment, and the order value each send actually realised.
-"""
+"""The offer log as training rows: one per logged send, with the customer's features as of that send,
+and the order value each send actually realised."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import cross_val_predict
 
 from features.build import build_features, feature_columns
 from features.config import FeaturesConfig, OfferCatalog
 from features.contract import CUSTOMER_ID, NO_OFFER, OFFERS
 from features.sources import Tables
-from training.offer_split import OfferLogError
-
-if TYPE_CHECKING:
-    from training.offers import OfferModelConfig
-
-log = logging.getLogger(__name__)
+from training.offers.errors import OfferLogError
 
 ARM = "arm"
 ROW = "log_row"  # position of the row in the offers table, to align known truth
@@ -81,50 +68,6 @@ def offer_training_rows(
     frame[ARM] = frame[OFFERS.offer].map({a: i for i, a in enumerate(arms)}).astype(int)
     frame = frame.sort_values([OFFERS.sent_at, ROW], kind="stable").reset_index(drop=True)
     return OfferRows(frame, feats_cols, arms, categories)
-
-
-def logged_propensity(rows: OfferRows, config: OfferModelConfig) -> tuple[np.ndarray, str]:
-    """P(logged arm | x): from the log when present, else estimated (cross-fitted multinomial LightGBM)."""
-    frame = rows.frame
-    arm = frame[ARM].to_numpy()
-    _check_randomised(rows, config)
-    if OFFERS.propensity in frame.columns and frame[OFFERS.propensity].notna().all():
-        p, source = frame[OFFERS.propensity].to_numpy(dtype=float), "log"
-    else:
-        clf = lgb.LGBMClassifier(
-            n_estimators=60, learning_rate=0.05, num_leaves=7, min_child_samples=500, verbose=-1, n_jobs=config.n_jobs
-        )
-        proba = cross_val_predict(clf, rows.X(), arm, cv=2, method="predict_proba")
-        p, source = proba[np.arange(len(arm)), arm], "estimated"
-        log.info("offers table has no propensities; estimated them from the features")
-    return np.clip(p, config.propensity_clip, 1.0), source
-
-
-def _check_randomised(rows: OfferRows, config: OfferModelConfig) -> list[str]:
-    """Warn when an arm is almost never assigned in some segment (campaign day x order-value tier)."""
-    frame = rows.frame
-    value = frame.get(config.order_value_feature) if config.order_value_feature else None
-    tier = pd.qcut(value.rank(method="first"), 4, labels=False) if value is not None and value.notna().any() else 0
-    seg = pd.DataFrame(
-        {"day": frame[OFFERS.sent_at].dt.strftime("%Y-%m-%d"), "tier": pd.Series(tier, index=frame.index).fillna(-1)}
-    )
-    share = pd.crosstab([seg["day"], seg["tier"]], frame[ARM], normalize="index")
-    size = seg.groupby(["day", "tier"]).size()
-    share = share.reindex(columns=range(len(rows.arms)), fill_value=0.0)[size.reindex(share.index) >= 50]
-    problems = []
-    for (day, t), row in share.iterrows():
-        for a, s in row.items():
-            if s < config.min_arm_share:
-                problems.append(f"{rows.arms[a]!r} got {s:.1%} of sends on {day} in order-value tier {t}")
-    if problems:
-        log.warning(
-            "the offer log does not look randomised: %d segment(s) where an arm is almost never assigned "
-            "(below %.0f%%), e.g. %s; effects there rest on extrapolation",
-            len(problems),
-            100 * config.min_arm_share,
-            "; ".join(problems[:3]),
-        )
-    return problems
 
 
 def realized_order_value(rows: OfferRows, estimate: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ from scipy import stats
 
 from features.config import OfferCatalog
 from modeling.economics import choose, cost_arrays, eligible, incremental_profit
-from training.offpolicy import dr_scores
+from training.offers.offpolicy import dr_scores
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from modeling.offer_model import ARM_COLUMN, OfferModel
-from training.offer_split import OfferLogError
+from training.offers.errors import OfferLogError
+from training.offers.holdout import split_random
 
 LEARNERS = ("t", "s", "x", "dr")  # the first listed is the reference the others must beat
 CROSS_FIT_FOLDS = 2
@@ -46,16 +47,6 @@ DEFAULT_PARAMS = {
 EARLY_STOPPING_SHARE = 0.2
 EARLY_STOPPING_ROUNDS = 30
 MIN_EARLY_STOPPING_ROWS = 200
-
-
-def _validation_rows(strata: np.ndarray, seed: int) -> np.ndarray:
-    """A seeded ``EARLY_STOPPING_SHARE`` of each stratum's rows."""
-    rng = np.random.default_rng(seed)
-    valid = np.zeros(len(strata), dtype=bool)
-    for value in np.unique(strata):
-        rows = np.flatnonzero(strata == value)
-        valid[rng.choice(rows, size=int(round(EARLY_STOPPING_SHARE * len(rows))), replace=False)] = True
-    return valid
 
 
 class UpliftLearner:
@@ -89,7 +80,7 @@ class UpliftLearner:
         ``EARLY_STOPPING_SHARE`` of these rows that the trees never see (rare conversions need far
         fewer trees than common ones; a fixed count overfits them). Tiny inputs use every row and tree."""
         model = self._lgbm(estimator)
-        valid = _validation_rows(strata, self.random_state)
+        valid = split_random(strata, EARLY_STOPPING_SHARE, self.random_state)
         if valid.sum() < MIN_EARLY_STOPPING_ROWS or len(np.unique(strata[~valid])) < len(np.unique(strata)):
             return model.fit(X, y, **fit_kw).booster_
         model.fit(

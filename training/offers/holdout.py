@@ -1,4 +1,4 @@
-"""Which logged sends train the offer model and which judge it.
+"""Which logged sends train the offer model and which judge it, and how the judged ones are named.
 
 With enough campaign days the latest ones are held out (a time holdout: the
 policy is judged on campaigns it never saw, as it will be used). A log with too
@@ -9,21 +9,27 @@ Which one was used is returned as a :class:`Holdout` whose ``description``
 the CLI, the MLflow run and the model card repeat.
 
 Every refusal is an :class:`OfferLogError` whose message names the numbers and
-the way out.
+the way out. The same seeded, stratified draw picks each booster's early-stopping rows (``uplift``).
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from features.contract import CUSTOMER_ID, OFFERS
+from training.offers.dataset import ARM
+from training.offers.errors import OfferLogError
+
+if TYPE_CHECKING:
+    from training.offers.config import OfferModelConfig
+    from training.offers.dataset import OfferRows
+
 HOLDOUT_KINDS = ("auto", "time", "random")
-
-
-class OfferLogError(ValueError):
-    """The offers log (or the settings) cannot train an offer model; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -57,13 +63,13 @@ def split_by_time(sent_at: pd.Series, holdout_share: float) -> np.ndarray:
     return sent_at.dt.normalize().isin(counts.index[:n_days]).to_numpy()
 
 
-def split_random(arm: np.ndarray, holdout_share: float, seed: int) -> np.ndarray:
-    """Held-out mask: ``holdout_share`` of each arm's sends drawn at random (seeded), so arm shares match."""
+def split_random(strata: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """Mask of ``share`` of each stratum's rows (each arm's sends) drawn at random (seeded), so shares match."""
     rng = np.random.default_rng(seed)
-    held = np.zeros(len(arm), dtype=bool)
-    for a in np.unique(arm):
-        rows = np.flatnonzero(arm == a)
-        held[rng.choice(rows, size=int(round(holdout_share * len(rows))), replace=False)] = True
+    held = np.zeros(len(strata), dtype=bool)
+    for value in np.unique(strata):
+        rows = np.flatnonzero(strata == value)
+        held[rng.choice(rows, size=int(round(share * len(rows))), replace=False)] = True
     return held
 
 
@@ -97,6 +103,18 @@ def choose_holdout(
     )
 
 
+def holdout_for(rows: OfferRows, config: OfferModelConfig) -> Holdout:
+    """The held-out sends the settings ask for."""
+    return choose_holdout(
+        rows.frame[OFFERS.sent_at],
+        rows.frame[ARM].to_numpy(),
+        kind=config.holdout,
+        holdout_share=config.holdout_share,
+        min_time_days=config.time_holdout_min_days,
+        seed=config.seed,
+    )
+
+
 def check_arms(
     arm: np.ndarray, converted: np.ndarray, held: np.ndarray, names: list[str], *, min_conversions: int
 ) -> None:
@@ -122,3 +140,17 @@ def check_arms(
 def describe_days(sent_at: pd.Series) -> str:
     """``first..last`` send day, for the registry's test tag."""
     return f"{sent_at.min():%Y-%m-%d}..{sent_at.max():%Y-%m-%d}"
+
+
+def send_keys(held: pd.DataFrame) -> pd.Series:
+    """``customer@sent_at`` per send: which sends these are, whatever their order."""
+    return held[CUSTOMER_ID].astype(str) + "@" + held[OFFERS.sent_at].astype(str)
+
+
+def holdout_days(held: pd.DataFrame, kind: str) -> str:
+    """Names the held-out sends for the champion gate: their days, and for a random draw which sends."""
+    days = describe_days(held[OFFERS.sent_at])
+    if kind == "time":
+        return days
+    digest = zlib.crc32("\n".join(sorted(send_keys(held))).encode())
+    return f"{days} random {len(held)} sends crc32 {digest:08x}"
