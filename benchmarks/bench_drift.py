@@ -4,7 +4,7 @@ Feature rows are the champions' real feature snapshot resampled to N customers w
 bench_batch). Measured, one after the other: ``serving.batch.check_drift`` (buyers, the reference from the
 registry, PSI of every churn feature) and the batch scoring loop (``score_chunks`` + ``write_scores``, Parquet,
 no reasons). Then false alarms under no drift: a 300-customer reference and scored populations of each size
-drawn from the same distribution (``tests/test_drift.py``'s shop), the share of feature checks over 0.25 alone
+drawn from the same distribution (``tests/modeling/test_drift.py``'s shop), the share of feature checks over 0.25 alone
 and over the threshold. Run from the repo root:
 
     .venv/bin/python -m benchmarks.bench_drift --customers 1000000
@@ -74,7 +74,7 @@ def false_alarms(sizes: list[int], draws: int, seed: int = 1) -> list[tuple[int,
 
     from modeling.drift import reference
     from serving.drift import drift_table
-    from tests.test_drift import _population as population
+    from tests.modeling.test_drift import _population as population
 
     rng = np.random.default_rng(seed)
     ref = reference(population(rng, 300), pd.Series(np.arange(300)))

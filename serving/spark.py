@@ -2,7 +2,7 @@
 
 Two entry points, both ending in ``serving.scoring.score_frame``, the function
 the service and the batch job call, so all of them agree row for row
-(tests/test_spark.py):
+(tests/serving/test_spark.py):
 
 * ``score_tables_spark``: the raw contract tables. Every table is split by a
   hash of customer_id into the same partitions, so one partition holds some

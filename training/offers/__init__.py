@@ -12,7 +12,7 @@ Policies are judged by off-policy (DR) value, never by redemption rate.
 On the demo data (20,000 customers, seed 7, one tuning trial) the latest 4 of
 13 campaign days are held out; the shipped T-learner policy earns 90% of the
 oracle's true incremental profit per send (1.37 vs 1.52) and beats every
-single-offer policy (tests/test_offers_demo.py). The X-learner's would have
+single-offer policy (tests/training/test_offers_demo.py). The X-learner's would have
 earned 1.45, but its DR gain over the T-learner (+0.07 ± 0.05) was not
 significant, so the simpler learner shipped. Small or noisy real logs usually
 can't confirm a personalised policy; the constant-policy fallback then keeps

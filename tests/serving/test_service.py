@@ -19,7 +19,7 @@ from serving.schema import LIFECYCLE_COLUMNS, NO_ORDER
 from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, register_version, serve_checked, with_snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "test-key-123"
 
 

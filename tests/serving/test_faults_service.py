@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, register_version, serve_checked, with_snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "fault-key-456"
 OK = {"Authorization": f"Bearer {KEY}"}
 

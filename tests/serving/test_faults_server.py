@@ -20,7 +20,7 @@ from serving import launch
 from tests.conftest import copy_configs
 from tests.serving_champions import champions, with_snapshot
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "server-key-789"
 OK = {"Authorization": f"Bearer {KEY}"}
 
@@ -109,7 +109,7 @@ def test_a_garbage_snapshot_at_start_up_gives_503_with_the_reason_not_a_hang(cha
     ("how", "fault"), [("bentoml serve", "registry truncated"), ("retain serve --no-check", "artifact deleted")]
 )
 def test_registry_and_artifact_faults_on_a_real_server_answer_503_not_hang(champ, tmp_path, how, fault):
-    from tests.test_faults_service import _deleted_artifact, _truncated_registry
+    from tests.serving.test_faults_service import _deleted_artifact, _truncated_registry
 
     uri, extra = None, ""
     if fault == "registry truncated":
@@ -182,7 +182,7 @@ def test_fuzzing_the_published_document_finds_no_5xx_and_no_undocumented_answer(
 
 def test_the_docs_page_opens_in_chromium_with_the_key_set_and_fetches_nothing_else(champ, tmp_path):
     """Issue 13.5: the printed /docs URL answers in a browser (no key needed), loads no third-party script."""
-    from tests.test_report import CHROMIUM, Browser
+    from tests.analytics.test_report import CHROMIUM, Browser
 
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} missing: install Debian's chromium package (CI does)")

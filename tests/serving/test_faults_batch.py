@@ -143,7 +143,7 @@ def test_sigkill_while_the_snapshot_is_written_leaves_the_old_pair(setup, tmp_pa
         "--no-track",
         "--reasons",
     ]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "MLFLOW_TRACKING_URI": c.uri}
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = False

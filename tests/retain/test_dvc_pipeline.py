@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = PIPELINE["stages"]
 PACKAGES = ("features", "modeling", "training", "serving", "analytics", "retain")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {
     "features": {"modeling", "training", "serving", "analytics", "retain", "simulator"},
     "modeling": {"training", "serving", "analytics", "retain", "simulator"},

@@ -19,7 +19,7 @@ from training.backtest_report import EXPERIMENT
 from training.evaluate import rate_interval
 from training.scores_file import read_issued
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 AS_OF = "2024-06-01"  # horizon 30 days: the window is [2024-06-01, 2024-07-01), its last day 2024-06-30
 
 # a-d churn (no order in June), e-h order in June; i never ordered (a prospect, not scored)

@@ -18,7 +18,7 @@ from serving.launch import SERVER_ENV, free_port, server_env
 from tests.serving_champions import champions, with_snapshot
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
 

@@ -25,7 +25,7 @@ from tests.conftest import copy_configs
 from tests.logged_models import logged_churn
 from tests.serving_champions import AS_OF, champions, offer_only, score_args, score_batch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
