@@ -68,6 +68,8 @@ def usable(columns: Mapping, n: int, features: Sequence[str]) -> np.ndarray:
         values = columns.get(f)
         if values is not None:
             out |= np.array([not is_null(v) for v in values], dtype=bool)
+            if out.all():  # usually after the first feature: the rest cannot change the answer
+                break
     return out
 
 

@@ -8,7 +8,6 @@ import pyarrow as pa
 
 from features.builders import lifetime
 from features.contract import CUSTOMER_ID, CUSTOMERS, INTERESTS, OFFERS, ORDERS, TABLES
-from features.dates import parse_cutoff
 
 PART, TABLE, PAYLOAD = "_retain_part", "_retain_table", "_retain_payload"
 TIME_TYPES = ("timestamp", "timestamp_ntz", "date")
@@ -59,7 +58,7 @@ def _from_bytes(payload: bytes) -> pd.DataFrame:
     return pa.ipc.open_stream(payload).read_pandas()
 
 
-def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
+def population_tables(tables: dict, *, as_of: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """What the builders' ``learn`` steps need, as pandas on the driver, never the whole of the big tables.
 
     Customers and interests as they are (one row or a few per customer). Orders:
@@ -73,7 +72,7 @@ def population_tables(tables: dict, *, as_of) -> dict[str, pd.DataFrame]:
     if ORDERS.name in tables:
         orders = tables[ORDERS.name]
         orders = orders.select(customer_key(orders).alias(CUSTOMER_ID), ORDERS.ordered_at, ORDERS.amount)
-        buyers = orders.where(F.col(ORDERS.ordered_at) < F.lit(parse_cutoff(as_of))).select(CUSTOMER_ID).distinct()
+        buyers = orders.where(F.col(ORDERS.ordered_at) < F.lit(as_of)).select(CUSTOMER_ID).distinct()
         if CUSTOMERS.name in tables:  # rows of unknown customers are not in the population
             known = tables[CUSTOMERS.name].select(customer_key(tables[CUSTOMERS.name]).alias(CUSTOMER_ID))
             buyers = buyers.join(known, on=CUSTOMER_ID, how="left_semi")

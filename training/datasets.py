@@ -231,7 +231,7 @@ def model_rows(part: pd.DataFrame) -> Rows:
 
 def rows_at(panel: pd.DataFrame, cutoffs) -> Rows:
     """Every panel row at the given cutoffs."""
-    cutoffs = pd.DatetimeIndex([parse_cutoff(c) for c in np.atleast_1d(cutoffs)])
+    cutoffs = pd.DatetimeIndex(np.atleast_1d(cutoffs))
     return model_rows(panel[panel[CUTOFF].isin(cutoffs)])
 
 

@@ -125,7 +125,7 @@ def test_features_built_per_spark_partition_score_like_the_batch_job(loaded, tmp
         frames = {name: spark.createDataFrame(frame) for name, frame in tables.present().items() if name != "offers"}
         for sample in (10**9, 400):  # all buyers, then a sample of them (the setting scored below)
             monkeypatch.setattr(lifetime, "SAMPLE", sample)
-            probe = check_tables(population_tables(frames, as_of=AS_OF))
+            probe = check_tables(population_tables(frames, as_of=pd.Timestamp(AS_OF)))
             assert learn_vocabulary(probe, cutoff=AS_OF) == learn_vocabulary(tables, cutoff=AS_OF)
         assert len(probe.orders) < len(tables.orders) / 2  # the driver did not get every order
         scored = score_tables_spark(frames, scoring_job(models, config, reasons=True), partitions=5)
