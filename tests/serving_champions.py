@@ -175,6 +175,16 @@ def _train_offers(tables, catalog: OfferCatalog, root: Path) -> None:
     train_offers(tables, catalog=catalog, config=config, out_dir=root / "offers")
 
 
+def loaded(champ: Champions):
+    """(serving config, demo tables, champion models): what the scoring tests score with."""
+    from features.sources import load_tables
+    from serving.config import ServingConfig
+    from serving.models import load_models
+
+    config = ServingConfig.load(champ.configs)
+    return config, load_tables(champ.data_dir, offers=("free_shipping", "discount_20")), load_models(config)
+
+
 def scoring_job(models, config, *, reasons: bool = False):
     """The ``ScoringJob`` of the tests: the demo as-of date, ``config`` (with its lifecycle rules), default features."""
     from serving.job import ScoringJob

@@ -218,16 +218,16 @@ def _churn_card(folder: Path, markdown: str, plot: str) -> Section:
 PROBABILITIES = pd.Series(np.linspace(0, 1, 300), index=np.arange(300).astype(str))
 
 
+def _page(tables, card: Section, **extra) -> dict:
+    """The report's arguments every full-page test shares: demo tables, default settings, a churn card."""
+    common = {"as_of": AS_OF, "config": AnalyticsConfig(), "horizon_days": 90, "currency": "EUR"}
+    return {"tables": tables, **common, "churn_probability": PROBABILITIES, "churn_model": card, **extra}
+
+
 def test_report_is_self_contained_and_renders_every_section(tables, tmp_path):
     card = _churn_card(tmp_path / "card", "# Churn model\n\n| metric | value |\n|---|---|\n| AUC | 0.81 |\n", "roc.png")
     html = render_report(
-        tables=tables,
-        as_of=AS_OF,
-        config=AnalyticsConfig(),
-        horizon_days=90,
-        currency="EUR",
-        churn_probability=PROBABILITIES,
-        churn_model=card,
+        **_page(tables, card),
         offer_model=Section(
             "Offer model", "<script>alert(1)</script> uplift", pd.DataFrame({"offer": ["a"], "q": [1.0]})
         ),
@@ -289,13 +289,7 @@ def test_report_renders_in_chromium_without_errors(tables, tmp_path):
     card = _churn_card(tmp_path / "card", "# Churn model\n\nAUC 0.81 on the holdout.\n", "calibration.png")
     page = write_report(
         tmp_path / "report.html",
-        tables=tables,
-        as_of=AS_OF,
-        config=AnalyticsConfig(),
-        horizon_days=90,
-        currency="EUR",
-        churn_probability=PROBABILITIES,
-        churn_model=card,
+        **_page(tables, card),
         drivers=pd.Series({"days_since_last_order": 0.31}, name="importance"),
     )
     shot = Path(os.environ.get("RETAIN_SCREENSHOT", tmp_path / "report.png"))

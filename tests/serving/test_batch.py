@@ -14,16 +14,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.sources import load_tables
 from modeling.lifecycle import risk_band
 from serving.batch_tracking import EXPERIMENT
-from serving.config import ServingConfig
-from serving.models import load_models
 from serving.schema import NO_ORDER
 from serving.store import SQLiteStore
 from tests.conftest import copy_configs
 from tests.logged_models import logged_churn
-from tests.serving_champions import AS_OF, champions, offer_only, score_args, score_batch
+from tests.serving_champions import AS_OF, champions, loaded, offer_only, score_args, score_batch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,9 +32,7 @@ def champ(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def setup(champ):
-    config = ServingConfig.load(champ.configs)
-    tables = load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
-    return config, tables, load_models(config)
+    return loaded(champ)
 
 
 def _run(setup, out, **kw):

@@ -18,6 +18,7 @@ from serving.models import load_models
 from serving.schema import NO_ORDER, VALUE_FIELDS
 from tests.conftest import copy_configs
 from tests.serving_champions import AS_OF, champions, offer_only, registry, score_batch, scoring_job
+from tests.serving_champions import loaded as champion_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +31,8 @@ def champ(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loaded(champ):
     """(serving config, champion models, demo tables): what every test here scores with."""
-    config = ServingConfig.load(champ.configs)
-    return config, load_models(config), load_tables(champ.data_dir, offers=("free_shipping", "discount_20"))
+    config, tables, models = champion_inputs(champ)
+    return config, models, tables
 
 
 def same_as_batch(by_spark: pd.DataFrame, by_batch: pd.DataFrame) -> None:
